@@ -1,0 +1,285 @@
+"""Suites: load item files (JSONL, YAML, Parquet), validate them, and hash their content.
+
+A suite is a single file or a folder of item files with an optional ``suite.yaml``.
+Every user mistake becomes one :class:`SuiteError` naming file, line and field, raised
+before any model is loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import yaml
+from pydantic import ValidationError
+
+from .models import DEFAULT_SETTINGS, Item, SuiteConfig, TaskTypeSettings
+
+ITEM_SUFFIXES = (".jsonl", ".yaml", ".yml", ".parquet", ".json")
+SUITE_CONFIG = "suite.yaml"
+
+
+class SuiteError(ValueError):
+    """A problem in a suite file, located as precisely as the format allows."""
+
+    def __init__(self, file: Path | str, message: str, *, line: Optional[int] = None, field: Optional[str] = None):
+        self.file, self.line, self.field, self.message = str(file), line, field, message
+        where = self.file + (f":{line}" if line is not None else "")
+        what = f"field '{field}': " if field else ""
+        super().__init__(f"{where}: {what}{message}")
+
+
+@dataclass
+class Suite:
+    name: str
+    version: str
+    path: Path
+    items: list[Item]
+    config: SuiteConfig = field(default_factory=SuiteConfig)
+    sources: dict[str, tuple[str, int]] = field(default_factory=dict)  # item id -> (file, line)
+
+    @property
+    def content_hash(self) -> str:
+        """sha256 over the canonical item content and the settings: changes whenever what is evaluated changes."""
+        h = hashlib.sha256()
+        settings = self.config.model_dump(mode="json", exclude={"description", "files"})
+        h.update(json.dumps(settings, sort_keys=True, ensure_ascii=False).encode())
+        for item in sorted(self.items, key=lambda i: i.id):
+            h.update(b"\n")
+            h.update(canonical_item_json(item).encode())
+        return h.hexdigest()
+
+    def settings_for(self, task_type: str) -> TaskTypeSettings:
+        """Merge settings: built-in defaults < suite defaults < first level < full two-level task_type."""
+        merged = DEFAULT_SETTINGS.model_dump()
+        layers = [self.config.defaults] + [
+            self.config.task_types[lvl] for lvl in _levels(task_type) if lvl in self.config.task_types
+        ]
+        for layer in layers:
+            merged.update({k: v for k, v in layer.model_dump().items() if v is not None})
+        return TaskTypeSettings(**merged)
+
+    def task_type_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for item in self.items:
+            counts[item.task_type] = counts.get(item.task_type, 0) + 1
+        return dict(sorted(counts.items()))
+
+
+def canonical_item_json(item: Item) -> str:
+    return json.dumps(item.model_dump(mode="json", exclude_none=True), sort_keys=True, ensure_ascii=False)
+
+
+def item_hash(item: Item) -> str:
+    return hashlib.sha256(canonical_item_json(item).encode()).hexdigest()
+
+
+def _levels(task_type: str) -> list[str]:
+    parts = task_type.split("/")
+    return ["/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+# ---------------------------------------------------------------------------------------
+# Resolution: a path, or the name of a built-in suite
+# ---------------------------------------------------------------------------------------
+
+
+def builtin_suites_dir() -> Path:
+    import suites
+
+    return Path(suites.__file__).resolve().parent
+
+
+def list_builtin_suites() -> list[str]:
+    root = builtin_suites_dir()
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and (p / SUITE_CONFIG).exists())
+
+
+def resolve_suite_path(spec: str | Path) -> Path:
+    path = Path(spec)
+    if path.exists():
+        return path
+    candidate = builtin_suites_dir() / str(spec)
+    if "/" not in str(spec) and candidate.is_dir():
+        return candidate
+    names = ", ".join(list_builtin_suites()) or "none"
+    raise SuiteError(spec, f"no such file or folder, and not a built-in suite (built-in: {names})")
+
+
+# ---------------------------------------------------------------------------------------
+# Readers: each yields (line_number_or_None, raw_record) or raises SuiteError
+# ---------------------------------------------------------------------------------------
+
+
+def _read_text(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise SuiteError(path, f"not valid UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start})", line=line) from None
+    return text.removeprefix("\ufeff").replace("\r\n", "\n")
+
+
+def _read_jsonl(path: Path) -> Iterator[tuple[Optional[int], Any]]:
+    for n, line in enumerate(_read_text(path).split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            yield n, json.loads(line)
+        except json.JSONDecodeError as e:
+            raise SuiteError(path, f"invalid JSON: {e.msg} (column {e.colno})", line=n) from None
+
+
+def _read_json(path: Path) -> Iterator[tuple[Optional[int], Any]]:
+    try:
+        data = json.loads(_read_text(path))
+    except json.JSONDecodeError as e:
+        raise SuiteError(path, f"invalid JSON: {e.msg}", line=e.lineno) from None
+    if isinstance(data, dict) and "items" in data:
+        data = data["items"]
+    if not isinstance(data, list):
+        raise SuiteError(path, "expected a list of items (or an object with an 'items' list)")
+    for rec in data:
+        yield None, rec  # a JSON array has no per-item line; errors name the item id instead
+
+
+def _read_yaml(path: Path) -> Iterator[tuple[Optional[int], Any]]:
+    text = _read_text(path)
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise SuiteError(path, f"invalid YAML: {getattr(e, 'problem', e)}", line=mark.line + 1 if mark else None) from None
+    if isinstance(data, dict) and "items" in data:
+        data = data["items"]
+        node = next((v for k, v in node.value if k.value == "items"), None) if node else None
+    if not isinstance(data, list):
+        raise SuiteError(path, "expected a list of items (or a mapping with an 'items' list)")
+    lines = [child.start_mark.line + 1 for child in node.value] if node is not None else [None] * len(data)
+    yield from zip(lines, data)
+
+
+def _read_parquet(path: Path) -> Iterator[tuple[Optional[int], Any]]:
+    import pandas as pd
+
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as e:  # pyarrow raises many types for a corrupt file
+        raise SuiteError(path, f"cannot read Parquet: {e}") from None
+    for i, rec in enumerate(frame.to_dict(orient="records"), start=1):
+        yield i, {k: _plain(v) for k, v in rec.items() if not _is_missing(v)}
+
+
+def _plain(v: Any) -> Any:
+    """Turn numpy containers from Parquet into plain Python values."""
+    if hasattr(v, "tolist"):
+        v = v.tolist()
+    if isinstance(v, list):
+        return [_plain(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items() if not _is_missing(x)}
+    return v
+
+
+def _is_missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and v != v)
+
+
+READERS = {".jsonl": _read_jsonl, ".json": _read_json, ".yaml": _read_yaml, ".yml": _read_yaml, ".parquet": _read_parquet}
+
+
+# ---------------------------------------------------------------------------------------
+# Loading and validation
+# ---------------------------------------------------------------------------------------
+
+
+def _validation_error(path: Path, line: Optional[int], err: ValidationError, record: Any) -> SuiteError:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"])
+    msg = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "missing":
+        msg = "is required"
+    elif first["type"] == "extra_forbidden":
+        msg = "is not a known field"
+    if not loc and isinstance(record, dict) and "id" in record:
+        msg = f"{msg} (item {record.get('id')!r})"
+    return SuiteError(path, msg, line=line, field=loc or None)
+
+
+def load_items_file(path: Path) -> list[tuple[Item, int | None]]:
+    reader = READERS.get(path.suffix.lower())
+    if reader is None:
+        raise SuiteError(path, f"unsupported file type '{path.suffix}' (use one of {', '.join(ITEM_SUFFIXES)})")
+    out: list[tuple[Item, int | None]] = []
+    for line, record in reader(path):
+        if not isinstance(record, dict):
+            raise SuiteError(path, f"each item must be an object, got {type(record).__name__}", line=line)
+        try:
+            out.append((Item.model_validate(record), line))
+        except ValidationError as e:
+            raise _validation_error(path, line, e, record) from None
+    return out
+
+
+def load_suite_config(path: Path) -> SuiteConfig:
+    text = _read_text(path)
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise SuiteError(path, f"invalid YAML: {getattr(e, 'problem', e)}", line=mark.line + 1 if mark else None) from None
+    if not isinstance(data, dict):
+        raise SuiteError(path, "expected a mapping")
+    try:
+        return SuiteConfig.model_validate(data)
+    except ValidationError as e:
+        raise _validation_error(path, None, e, data) from None
+
+
+def load_suite(spec: str | Path) -> Suite:
+    """Load and validate a suite from a file, a folder, or a built-in suite name."""
+    path = resolve_suite_path(spec)
+    config = SuiteConfig()
+    if path.is_dir():
+        cfg_path = path / SUITE_CONFIG
+        if cfg_path.exists():
+            config = load_suite_config(cfg_path)
+        if config.files:
+            files = [path / f for f in config.files]
+            for f in files:
+                if not f.exists():
+                    raise SuiteError(cfg_path, f"lists '{f.name}', which does not exist", field="files")
+        else:
+            files = sorted(
+                p for p in path.iterdir()
+                if p.is_file() and p.suffix.lower() in ITEM_SUFFIXES and p.name != SUITE_CONFIG
+            )
+        if not files:
+            raise SuiteError(path, f"folder holds no item files ({', '.join(ITEM_SUFFIXES)})")
+    else:
+        files = [path]
+
+    items: list[Item] = []
+    sources: dict[str, tuple[str, int]] = {}
+    for f in files:
+        for item, line in load_items_file(f):
+            if item.id in sources:
+                first_file, first_line = sources[item.id]
+                raise SuiteError(
+                    f, f"duplicate id {item.id!r} (first defined at {first_file}:{first_line})", line=line, field="id"
+                )
+            sources[item.id] = (str(f), line or 0)
+            items.append(item)
+    if not items:
+        raise SuiteError(path, "suite has no items")
+    for tt in config.task_types:
+        known = {lvl for it in items for lvl in it.task_type_levels}
+        if tt not in known:
+            raise SuiteError(path / SUITE_CONFIG, f"settings for unknown task_type {tt!r}", field=f"task_types.{tt}")
+    name = config.name or (path.name if path.is_dir() else path.stem)
+    return Suite(name=name, version=config.version, path=path, items=items, config=config, sources=sources)

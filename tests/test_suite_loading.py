@@ -1,0 +1,165 @@
+"""Suite loading and validation: every user mistake names its file, line and field."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.suite import SuiteError, load_suite
+
+GOOD = {"id": "a1", "task_type": "math/addition", "prompt": "1+1=", "reference": "2"}
+
+
+def write_jsonl(path: Path, records: list, raw_lines: list[str] | None = None) -> Path:
+    lines = [json.dumps(r, ensure_ascii=False) for r in records] + (raw_lines or [])
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def error_of(path: Path) -> SuiteError:
+    with pytest.raises(SuiteError) as exc:
+        load_suite(path)
+    return exc.value
+
+
+def test_loads_jsonl_with_both_forms(tmp_path: Path) -> None:
+    f = write_jsonl(tmp_path / "s.jsonl", [
+        GOOD,
+        {"id": "c1", "task_type": "逻辑推理/常识推理", "messages": [
+            {"role": "system", "content": "你是助手。"}, {"role": "user", "content": "天为什么是蓝的？"}],
+         "reference": "因为瑞利散射。", "tags": ["robustness"]},
+        {"id": "s1", "task_type": "classification", "prompt": "great!", "choices": ["positive", "negative"], "label": 0},
+    ])
+    suite = load_suite(f)
+    assert [i.id for i in suite.items] == ["a1", "c1", "s1"]
+    assert suite.items[2].label == "positive"  # an index label is normalised to the choice text
+    assert suite.task_type_counts() == {"classification": 1, "math/addition": 1, "逻辑推理/常识推理": 1}
+    assert suite.items[1].task_type_levels == ["逻辑推理", "逻辑推理/常识推理"]
+    assert len(suite.content_hash) == 64
+
+
+@pytest.mark.parametrize(
+    "record, line_field, fragment",
+    [
+        ({"task_type": "x", "prompt": "p"}, "id", "is required"),
+        ({"id": "", "task_type": "x", "prompt": "p"}, "id", "must not be empty"),
+        ({"id": "b", "task_type": "a/b/c", "prompt": "p"}, "task_type", "one or two"),
+        ({"id": "b", "task_type": "x"}, None, "exactly one of 'prompt' or 'messages'"),
+        ({"id": "b", "task_type": "x", "prompt": "  "}, None, "'prompt' must not be empty"),
+        ({"id": "b", "task_type": "x", "messages": [{"role": "bot", "content": "hi"}]}, "messages.0.role", "'system', 'user' or 'assistant'"),
+        ({"id": "b", "task_type": "x", "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}, None, "must end with a user turn"),
+        ({"id": "b", "task_type": "x", "prompt": "p", "choices": ["a", "b"], "label": "c"}, None, "not among the choices"),
+        ({"id": "b", "task_type": "x", "prompt": "p", "choices": ["a", "b"], "label": 5}, None, "out of range"),
+        ({"id": "b", "task_type": "x", "prompt": 3}, "prompt", "valid string"),
+        ({"id": "b", "task_type": "x", "prompt": "p", "tags": "robustness"}, "tags", "valid list"),
+        ({"id": "b", "task_type": "x", "prompt": "p", "colour": "red"}, "colour", "not a known field"),
+        ({"id": "b", "task_type": "x", "prompt": "p", "checks": {"max_chars": -1}}, "checks.max_chars", "greater than or equal"),
+        ({"id": "b", "task_type": "x", "prompt": "p", "checks": {"regex": "("}}, "checks.regex", "invalid regular expression"),
+    ],
+)
+def test_field_errors_name_file_line_and_field(tmp_path: Path, record: dict, line_field: str | None, fragment: str) -> None:
+    f = write_jsonl(tmp_path / "bad.jsonl", [GOOD, record])
+    err = error_of(f)
+    assert err.file == str(f)
+    assert err.line == 2
+    if line_field:
+        assert err.field == line_field
+        assert f"field '{line_field}'" in str(err)
+    assert fragment in str(err)
+    assert str(err).startswith(f"{f}:2: ")
+
+
+def test_bad_json_line(tmp_path: Path) -> None:
+    f = write_jsonl(tmp_path / "s.jsonl", [GOOD], ['{"id": "x", "task_type": '])
+    err = error_of(f)
+    assert err.line == 2 and "invalid JSON" in str(err)
+
+
+def test_not_an_object(tmp_path: Path) -> None:
+    f = write_jsonl(tmp_path / "s.jsonl", [GOOD, ["a"]])
+    assert "must be an object" in str(error_of(f))
+
+
+def test_duplicate_ids_point_to_both_places(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "a.jsonl", [GOOD])
+    b = write_jsonl(tmp_path / "b.jsonl", [dict(GOOD, prompt="2+2=")])
+    err = error_of(tmp_path)
+    assert err.file == str(b) and err.line == 1 and err.field == "id"
+    assert "a.jsonl:1" in str(err)
+
+
+def test_non_utf8_names_the_line(tmp_path: Path) -> None:
+    f = tmp_path / "s.jsonl"
+    f.write_bytes(json.dumps(GOOD).encode() + b"\n" + '{"id": "b", "task_type": "x", "prompt": "caf\u00e9"}'.encode("latin-1") + b"\n")
+    err = error_of(f)
+    assert err.line == 2 and "UTF-8" in str(err)
+
+
+def test_bom_and_crlf_are_accepted(tmp_path: Path) -> None:
+    f = tmp_path / "s.jsonl"
+    body = "\r\n".join(json.dumps(r) for r in [GOOD, dict(GOOD, id="a2")]) + "\r\n"
+    f.write_bytes(b"\xef\xbb\xbf" + body.encode())
+    assert [i.id for i in load_suite(f).items] == ["a1", "a2"]
+
+
+def test_yaml_items_report_their_line(tmp_path: Path) -> None:
+    f = tmp_path / "s.yaml"
+    f.write_text("- id: a1\n  task_type: math\n  prompt: '1+1='\n- id: a2\n  task_type: math\n  prompt: ''\n")
+    err = error_of(f)
+    assert err.line == 4 and "'prompt' must not be empty" in str(err)
+
+
+def test_folder_with_suite_yaml_settings(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "items.jsonl", [GOOD, dict(GOOD, id="k1", task_type="knowledge")])
+    (tmp_path / "suite.yaml").write_text(
+        "name: mini\nversion: '2'\ndefaults: {max_new_tokens: 32}\n"
+        "task_types:\n  math: {temperature: 0.7}\n  math/addition: {max_new_tokens: 8}\n"
+    )
+    suite = load_suite(tmp_path)
+    assert (suite.name, suite.version) == ("mini", "2")
+    add = suite.settings_for("math/addition")
+    assert (add.temperature, add.max_new_tokens) == (0.7, 8)
+    other = suite.settings_for("knowledge")
+    assert (other.temperature, other.max_new_tokens) == (0.0, 32)
+
+
+def test_suite_yaml_errors(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "items.jsonl", [GOOD])
+    (tmp_path / "suite.yaml").write_text("defaults: {temperature: -1}\n")
+    err = error_of(tmp_path)
+    assert err.file.endswith("suite.yaml") and err.field == "defaults.temperature"
+    (tmp_path / "suite.yaml").write_text("task_types:\n  nosuch: {max_new_tokens: 4}\n")
+    assert "unknown task_type 'nosuch'" in str(error_of(tmp_path))
+
+
+def test_content_hash_tracks_content_not_order(tmp_path: Path) -> None:
+    a = write_jsonl(tmp_path / "a.jsonl", [GOOD, dict(GOOD, id="a2")])
+    b = write_jsonl(tmp_path / "b.jsonl", [dict(GOOD, id="a2"), GOOD])
+    c = write_jsonl(tmp_path / "c.jsonl", [GOOD, dict(GOOD, id="a2", reference="3")])
+    assert load_suite(a).content_hash == load_suite(b).content_hash != load_suite(c).content_hash
+
+
+def test_parquet_items(tmp_path: Path) -> None:
+    import pandas as pd
+
+    f = tmp_path / "s.parquet"
+    pd.DataFrame([GOOD, dict(GOOD, id="a2", reference=None)]).to_parquet(f)
+    items = load_suite(f).items
+    assert items[0].reference == "2" and items[1].reference is None
+
+
+def test_unknown_suite_name_lists_builtins() -> None:
+    with pytest.raises(SuiteError) as exc:
+        load_suite("no-such-suite")
+    assert "built-in" in str(exc.value)
+
+
+def test_multi_turn_reference_list_must_match_turns(tmp_path: Path) -> None:
+    msgs = [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]
+    ok = write_jsonl(tmp_path / "ok.jsonl", [{"id": "m", "task_type": "x", "messages": msgs, "reference": ["A", None]}])
+    item = load_suite(ok).items[0]
+    assert item.n_answer_turns == 2 and item.final_reference is None
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"id": "m", "task_type": "x", "messages": msgs, "reference": ["A"]}])
+    assert "2 answered turns" in str(error_of(bad))
