@@ -1,0 +1,275 @@
+"""`sfteval run`: validate, render, generate, score, aggregate — resumable at every step.
+
+Stages read what earlier stages stored, so any stage can be re-run alone and a killed run
+resumes without repeating finished work.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from . import __version__
+from .backends import create_backend
+from .backends.base import Backend
+from .generate import GenerateStage, ThinkMarkers
+from .modelref import local_tokenizer_path, resolve_model
+from .models import Item, ModelInfo, RunManifest
+from .render import Renderer
+from .score import RuleScorer, Scorer, run_scorers, score_targets
+from .scoring import RunRecords, item_frame, summarize
+from .store import REPORT, SUMMARY, RunStore, StoreError
+from .suite import Suite, load_suite
+
+
+class RunError(RuntimeError):
+    """A user-facing failure of a run (bad combination of options, incompatible resume, ...)."""
+
+
+@dataclass
+class RunOptions:
+    model: str
+    suite: str
+    backend: str = "hf"
+    backend_options: dict[str, Any] = field(default_factory=dict)
+    tokenizer: Optional[str] = None
+    out: Path = Path("results")
+    run_name: Optional[str] = None
+    resume: Optional[str] = None
+    seed: int = 0
+    limit: Optional[int] = None
+    prompt_format: str = "chat"
+    think: Optional[ThinkMarkers] = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    progress: bool = True
+    command: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunContext:
+    """Everything a stage needs; stages added later (judges, probes) take this too."""
+
+    options: RunOptions
+    suite: Suite
+    items: list[Item]
+    model: ModelInfo
+    store: RunStore
+    manifest: RunManifest
+    backend: Backend
+    renderer: Optional[Renderer]
+    log: Callable[[str], None]
+
+
+#: Stages that run after generation and rule scoring (LLM judge, probes); each gets the context.
+Stage = Callable[[RunContext], None]
+_SECRET_OPTION = re.compile(r"(key|token|secret|password)", re.I)
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def git_revision() -> Optional[str]:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def redact_argv(argv: list[str]) -> list[str]:
+    """Command line for the manifest with the values of secret-looking options removed."""
+    out, hide_next = [], False
+    for arg in argv:
+        if hide_next:
+            out.append("***")
+            hide_next = False
+            continue
+        if arg.startswith("-") and _SECRET_OPTION.search(arg):
+            if "=" in arg:
+                out.append(arg.split("=", 1)[0] + "=***")
+            else:
+                out.append(arg)
+                hide_next = True
+            continue
+        if "=" in arg and _SECRET_OPTION.search(arg.split("=", 1)[0]):
+            out.append(arg.split("=", 1)[0] + "=***")
+            continue
+        out.append(arg)
+    return out
+
+
+def default_run_id(model: ModelInfo, suite: Suite) -> str:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return f"{model.name}__{suite.name}__{stamp}"
+
+
+def open_store(opts: RunOptions, model: ModelInfo, suite: Suite) -> tuple[RunStore, Optional[RunManifest]]:
+    if opts.resume:
+        path = Path(opts.resume)
+        if not (path / "manifest.json").exists():
+            path = opts.out / opts.resume
+        store = RunStore(path)
+        if not store.exists():
+            raise RunError(f"--resume {opts.resume}: no run found at {path}")
+        old = store.read_manifest()
+        problems = []
+        if old.suite_hash != suite.content_hash:
+            problems.append(f"suite content changed (hash {old.suite_hash[:12]} -> {suite.content_hash[:12]})")
+        if old.model.fingerprint != model.fingerprint:
+            problems.append(f"model changed ({old.model.path} fingerprint {old.model.fingerprint} -> {model.fingerprint})")
+        if old.backend != opts.backend:
+            problems.append(f"backend changed ({old.backend} -> {opts.backend})")
+        if problems:
+            raise RunError(f"cannot resume {store.run_id}: " + "; ".join(problems) + ". Start a new run instead.")
+        return store, old
+    run_id = opts.run_name or default_run_id(model, suite)
+    if "/" in run_id or run_id in (".", ".."):
+        raise RunError(f"--run-name {run_id!r} must be a plain folder name")
+    store = RunStore(opts.out / run_id)
+    if store.exists():
+        raise RunError(f"run {run_id!r} already exists in {opts.out}; pass --resume {run_id} to continue it, "
+                       "or choose another --run-name")
+    return store, None
+
+
+def build_renderer(opts: RunOptions, model: ModelInfo, backend: Backend, log: Callable[[str], None]) -> Optional[Renderer]:
+    tok_path = local_tokenizer_path(model, opts.tokenizer)
+    if tok_path is None:
+        if backend.prompt_mode != "chat":
+            raise RunError("no tokenizer to render prompts with: pass --tokenizer PATH")
+        log("no local tokenizer: the server applies its own chat template (recorded as prompt_mode=chat)")
+        return None
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tok_path)
+    return Renderer(tokenizer, plain=opts.prompt_format == "plain")
+
+
+def select_items(suite: Suite, limit: Optional[int]) -> list[Item]:
+    """``--limit N``: the first N items of every task_type (a quick run that still covers all of them)."""
+    if limit is None:
+        return list(suite.items)
+    seen: dict[str, int] = {}
+    out = []
+    for it in suite.items:
+        if seen.get(it.task_type, 0) < limit:
+            out.append(it)
+            seen[it.task_type] = seen.get(it.task_type, 0) + 1
+    return out
+
+
+def run_eval(opts: RunOptions, *, stages: Optional[list[Stage]] = None, scorers: Optional[list[Scorer]] = None,
+             log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> RunStore:
+    """Run (or resume) one evaluation; returns the store of the finished run."""
+    suite = load_suite(opts.suite)  # validation happens before any model is loaded
+    items = select_items(suite, opts.limit)
+    model = resolve_model(opts.model, must_exist=opts.backend in ("hf", "vllm"))
+    store, previous = open_store(opts, model, suite)
+    store.lock()
+    try:
+        backend = create_backend(opts.backend, model=model.path, tokenizer=opts.tokenizer, seed=opts.seed,
+                                 **opts.backend_options)
+        with backend:
+            renderer = build_renderer(opts, model, backend, log)
+            if renderer is not None:
+                model.tokenizer = opts.tokenizer or model.path
+                model.chat_template_hash = renderer.template_hash
+            manifest = previous or RunManifest(
+                run_id=store.run_id, sfteval_version=__version__, git_revision=git_revision(),
+                command=redact_argv(opts.command), model=model, backend=opts.backend,
+                suite_name=suite.name, suite_version=suite.version, suite_hash=suite.content_hash,
+                suite_path=str(suite.path), seed=opts.seed, started_at=now(),
+                sampling_defaults=suite.settings_for("_").model_dump(exclude={"rules", "answer_type", "weight"}),
+            )
+            manifest.status = "running"
+            manifest.backend_settings = backend.effective_settings()
+            manifest.prompt_mode = "chat" if renderer is None or backend.prompt_mode == "chat" else "rendered"
+            manifest.chat_template = renderer.chat_template if renderer else None
+            if previous is None:
+                store.write_items(it.model_dump(mode="json", exclude_none=True) for it in items)
+            store.write_manifest(manifest)
+            ctx = RunContext(opts, suite, items, model, store, manifest, backend, renderer, log)
+            try:
+                execute(ctx, stages or [], scorers)
+            except BaseException:
+                manifest.status = "interrupted"
+                manifest.render_notes = renderer.notes if renderer else []
+                store.write_manifest(manifest)
+                raise
+    finally:
+        store.close()
+    return store
+
+
+def execute(ctx: RunContext, stages: list[Stage], scorers: Optional[list[Scorer]]) -> None:
+    opts, store, manifest = ctx.options, ctx.store, ctx.manifest
+    generations = GenerateStage(
+        suite=ctx.suite, backend=ctx.backend, store=store, renderer=ctx.renderer, seed=opts.seed,
+        overrides=opts.overrides, think=opts.think, progress=opts.progress, log=ctx.log,
+    ).run(ctx.items)
+    targets = score_targets(ctx.items, generations)
+    run_scorers(store, scorers if scorers is not None else [RuleScorer(ctx.suite)], targets)
+    for stage in stages:
+        stage(ctx)
+    finish(ctx)
+
+
+def load_records(store: RunStore) -> RunRecords:
+    items = [Item.model_validate(r) for r in store.read_items()]
+    return RunRecords(items=items, generations=store.read("generations"), judgments=store.read("judgments"),
+                      probes=store.read("probes"))
+
+
+def finish(ctx: RunContext) -> None:
+    """Aggregate, write summary.json and report.md, and mark the manifest complete."""
+    from .report import run_report_markdown
+
+    store, manifest = ctx.store, ctx.manifest
+    records = load_records(store)
+    gens = records.generations.values()
+    manifest.counts = {
+        "items": len(records.items),
+        "generations": len(records.generations),
+        "generation_errors": sum(g.status != "ok" for g in gens),
+        "judgments": len(records.judgments),
+        "unparsed": sum(j.status == "unparsed" for j in records.judgments.values()),
+        "judge_errors": sum(j.status == "error" for j in records.judgments.values()),
+        "probes": len(records.probes),
+    }
+    manifest.render_notes = ctx.renderer.notes if ctx.renderer else []
+    summary = build_summary(manifest, records)
+    store.write_json(SUMMARY, summary)
+    store.write_text(REPORT, run_report_markdown(manifest, summary))
+    # failed requests stay visible: the run is "incomplete" until a --resume retries them successfully
+    manifest.status = "complete" if manifest.counts["generation_errors"] == 0 else "incomplete"
+    manifest.finished_at = now()
+    store.write_manifest(manifest)
+
+
+def build_summary(manifest: RunManifest, records: RunRecords) -> dict[str, Any]:
+    summary = summarize(item_frame(records))
+    return {
+        "schema_version": 1,
+        "run_id": manifest.run_id,
+        "model": manifest.model.name,
+        "suite": {"name": manifest.suite_name, "version": manifest.suite_version, "hash": manifest.suite_hash},
+        "counts": manifest.counts,
+        **summary,
+    }
+
+
+def open_run(spec: str, out: Path = Path("results")) -> RunStore:
+    """A run by folder path or by id under ``out``."""
+    path = Path(spec)
+    store = RunStore(path if (path / "manifest.json").exists() else out / spec)
+    if not store.exists():
+        raise StoreError(f"no run found at {spec} (nor {out / spec})")
+    return store
+

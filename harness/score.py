@@ -1,0 +1,94 @@
+"""The score stage: every scorer (rules, LLM judges) judges the stored final answers.
+
+Scorers share one small interface and write Judgment records keyed by content, so a
+re-run (or a resumed run) calls no scorer for work that is already stored.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+from .models import Generation, Item, Judgment
+from .store import RunStore, content_key
+from .suite import Suite
+
+
+@dataclass
+class ScoreTarget:
+    """One answer to judge: the item, its final-turn generation and all turns before it."""
+
+    item: Item
+    generation: Generation
+    history: list[Generation]
+
+
+class Scorer(ABC):
+    name: str
+
+    @abstractmethod
+    def score(self, targets: list[ScoreTarget], done: set[str]) -> Iterator[Judgment]:
+        """Yield judgments for targets whose keys are not in ``done``."""
+
+
+class RuleScorer(Scorer):
+    """Applies the rules a task_type names (or the item's defaults) to each answer."""
+
+    name = "rules"
+
+    def __init__(self, suite: Suite):
+        self.suite = suite
+
+    def rules_for(self, item: Item) -> list[str]:
+        from judges.rules import default_rules
+
+        configured = self.suite.settings_for(item.task_type).rules
+        return list(configured) if configured is not None else default_rules(item)
+
+    def score(self, targets: list[ScoreTarget], done: set[str]) -> Iterator[Judgment]:
+        from judges.rules import RULES
+
+        for t in targets:
+            for name in self.rules_for(t.item):
+                key = content_key("rule", t.generation.key, name)
+                if key in done:
+                    continue
+                fn = RULES.get(name)
+                if fn is None:
+                    raise KeyError(f"task_type {t.item.task_type}: unknown rule {name!r} (known: {', '.join(sorted(RULES))})")
+                outcome = fn(t.item, t.generation.answer)
+                yield Judgment(
+                    key=key, item_id=t.item.id, task_type=t.item.task_type, generation_key=t.generation.key,
+                    sample=t.generation.sample, scorer=f"rule:{name}", mode="rule",
+                    scores={} if outcome.score is None else {name: outcome.score}, overall=outcome.score,
+                    status="ok" if outcome.score is not None else "unparsed", reason=outcome.reason,
+                    details=outcome.details or {},
+                )
+
+
+def score_targets(items: Iterable[Item], generations: dict[str, Generation]) -> list[ScoreTarget]:
+    """Final-turn answers that exist and succeeded (failed ones are counted elsewhere, never scored)."""
+    by_item: dict[str, dict[int, list[Generation]]] = {}
+    for g in generations.values():
+        by_item.setdefault(g.item_id, {}).setdefault(g.sample, []).append(g)
+    targets = []
+    for item in items:
+        last = item.n_answer_turns - 1
+        for _sample, gens in sorted(by_item.get(item.id, {}).items()):
+            gens.sort(key=lambda g: g.turn)
+            final = next((g for g in gens if g.turn == last), None)
+            if final is not None and final.status == "ok":
+                targets.append(ScoreTarget(item=item, generation=final, history=gens))
+    return targets
+
+
+def run_scorers(store: RunStore, scorers: list[Scorer], targets: list[ScoreTarget]) -> int:
+    done = set(store.read("judgments"))
+    n = 0
+    for scorer in scorers:
+        for judgment in scorer.score(targets, done):
+            store.append("judgments", judgment)
+            done.add(judgment.key)
+            n += 1
+    return n

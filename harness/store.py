@@ -1,0 +1,171 @@
+"""The run folder: a manifest plus append-only JSONL records, safe against a kill at any moment.
+
+Records are appended one line at a time and flushed, so a SIGKILL loses at most the line
+being written; on reopening, a torn last line is cut off. Each record has a content key;
+readers keep the last record per key, so a retried error simply supersedes the failure.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Optional, TypeVar
+
+from pydantic import BaseModel
+
+from .models import Generation, Judgment, ProbeResult, RunManifest
+
+T = TypeVar("T", bound=BaseModel)
+
+STREAMS: dict[str, type[BaseModel]] = {
+    "generations": Generation,
+    "judgments": Judgment,
+    "probes": ProbeResult,
+}
+MANIFEST = "manifest.json"
+ITEMS = "items.jsonl"
+SUMMARY = "summary.json"
+REPORT = "report.md"
+
+
+class StoreError(RuntimeError):
+    pass
+
+
+def content_key(*parts: Any) -> str:
+    """A short stable key from JSON-serialisable parts (same inputs, same key, across machines)."""
+    blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write via a temp file and rename, so readers never see half a file."""
+    text = data.model_dump_json(indent=2) if isinstance(data, BaseModel) else json.dumps(data, indent=2, ensure_ascii=False)
+    write_text_atomic(path, text + "\n")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _repair_tail(path: Path) -> None:
+    """Drop a torn last line left by a kill mid-write."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with open(path, "rb+") as f:
+        f.seek(-1, os.SEEK_END)
+        if f.read(1) == b"\n":
+            return
+        data = path.read_bytes()
+        cut = data.rfind(b"\n") + 1
+        f.truncate(cut)
+
+
+def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    if not path.exists():
+        return
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if not line.endswith("\n"):
+                break  # a torn last line: the record was never completed
+            if line.strip():
+                yield json.loads(line)
+
+
+class RunStore:
+    """One run folder (``results/<run-id>/``)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._handles: dict[str, Any] = {}
+        self._lock_fd: Optional[int] = None
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    def exists(self) -> bool:
+        return (self.path / MANIFEST).exists()
+
+    # -- locking: one writer per run ---------------------------------------------------
+    def lock(self) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path / ".lock", os.O_CREAT | os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise StoreError(f"run {self.path} is being written by another sfteval process") from None
+        self._lock_fd = fd
+
+    def close(self) -> None:
+        for h in self._handles.values():
+            h.close()
+        self._handles.clear()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def __enter__(self) -> "RunStore":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- manifest and snapshots --------------------------------------------------------
+    def read_manifest(self) -> RunManifest:
+        path = self.path / MANIFEST
+        if not path.exists():
+            raise StoreError(f"{self.path} is not a run folder (no {MANIFEST})")
+        return RunManifest.model_validate_json(path.read_text(encoding="utf-8"))
+
+    def write_manifest(self, manifest: RunManifest) -> None:
+        write_json_atomic(self.path / MANIFEST, manifest)
+
+    def write_items(self, records: Iterable[dict[str, Any]]) -> None:
+        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+        write_text_atomic(self.path / ITEMS, text)
+
+    def read_items(self) -> list[dict[str, Any]]:
+        return list(iter_jsonl(self.path / ITEMS))
+
+    def write_json(self, name: str, data: Any) -> None:
+        write_json_atomic(self.path / name, data)
+
+    def read_json(self, name: str) -> Any:
+        return json.loads((self.path / name).read_text(encoding="utf-8"))
+
+    def write_text(self, name: str, text: str) -> None:
+        write_text_atomic(self.path / name, text)
+
+    # -- append-only record streams ----------------------------------------------------
+    def append(self, stream: str, record: BaseModel) -> None:
+        handle = self._handles.get(stream)
+        if handle is None:
+            path = self.path / f"{stream}.jsonl"
+            _repair_tail(path)
+            handle = self._handles[stream] = open(path, "a", encoding="utf-8")
+        handle.write(record.model_dump_json() + "\n")
+        handle.flush()
+
+    def read(self, stream: str, model: Optional[type[T]] = None) -> dict[str, T]:
+        """Records by key; a later record with the same key supersedes an earlier one."""
+        cls = model or STREAMS[stream]
+        out: dict[str, Any] = {}
+        for rec in iter_jsonl(self.path / f"{stream}.jsonl"):
+            out[rec["key"]] = cls.model_validate(rec)
+        return out
