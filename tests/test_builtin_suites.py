@@ -1,13 +1,6 @@
 """The built-in suites (suites/general-zh, suites/general-en) are valid, self-consistent and cover
-what issue 7 asks for.
-
-The small ``failed_checks`` helper below evaluates ``Checks`` on a reference with deliberately
-obvious semantics; it stood in for the rule scorer (judges/rules.py) and can be dropped once that
-scorer is settled:
-chars = len(text), words = whitespace-split count, lines = non-empty lines,
-must_contain / must_not_contain = case-insensitive substring, language zh/en = majority of CJK
-characters / ASCII letters, regex = re.search. References must also pass judges/rules.py's own
-``evaluate_checks`` (test_references_pass_the_rule_scorer).
+what issue 7 asks for. References must pass their own ``checks`` as the rule scorer sees them
+(judges/rules.py ``evaluate_checks``) and each suite passes its own lint with no error-level finding.
 """
 
 from __future__ import annotations
@@ -21,6 +14,7 @@ import pytest
 import yaml
 
 from harness.models import Item, SuiteConfig
+from judges.rules import evaluate_checks
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITES = ["general-zh", "general-en"]
@@ -59,66 +53,16 @@ CLASSIFICATION = {"general-zh": "文本分类", "general-en": "classification"}
 ROLEPLAY = {"general-zh": "角色扮演", "general-en": "roleplay"}
 
 CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-LATIN = re.compile(r"[A-Za-z]")
 
 
-# -- the check helper (stand-in for judges/rules.py) ------------------------------------------------
+# -- helpers ----------------------------------------------------------------------------------------
 def _json(text: str):
     return json.loads(text.strip())
 
 
 def failed_checks(text: str, checks) -> list[str]:
-    """Names of the checks that ``text`` fails (empty list: it passes them all)."""
-    t = text.strip()
-    c = checks.active()
-    bad = []
-    lines = [ln for ln in t.splitlines() if ln.strip()]
-    n_cjk, n_latin = len(CJK.findall(t)), len(LATIN.findall(t))
-    if "min_chars" in c and len(t) < c["min_chars"]:
-        bad.append(f"min_chars ({len(t)} < {c['min_chars']})")
-    if "max_chars" in c and len(t) > c["max_chars"]:
-        bad.append(f"max_chars ({len(t)} > {c['max_chars']})")
-    if "min_words" in c and len(t.split()) < c["min_words"]:
-        bad.append(f"min_words ({len(t.split())} < {c['min_words']})")
-    if "max_words" in c and len(t.split()) > c["max_words"]:
-        bad.append(f"max_words ({len(t.split())} > {c['max_words']})")
-    if "max_lines" in c and len(lines) > c["max_lines"]:
-        bad.append(f"max_lines ({len(lines)} > {c['max_lines']})")
-    folded = t.casefold()
-    bad += [f"must_contain {s!r}" for s in c.get("must_contain", []) if s.casefold() not in folded]
-    bad += [f"must_not_contain {s!r}" for s in c.get("must_not_contain", []) if s.casefold() in folded]
-    if "starts_with" in c and not t.startswith(c["starts_with"]):
-        bad.append("starts_with")
-    if "ends_with" in c and not t.endswith(c["ends_with"]):
-        bad.append("ends_with")
-    if "regex" in c and not re.search(c["regex"], t):
-        bad.append("regex")
-    if c.get("json_valid") or c.get("json_keys"):
-        try:
-            obj = _json(t)
-        except ValueError:
-            bad.append("json_valid")
-        else:
-            missing = [k for k in c.get("json_keys", []) if not isinstance(obj, dict) or k not in obj]
-            if missing:
-                bad.append(f"json_keys {missing}")
-    if c.get("language") == "zh" and not n_cjk > n_latin:
-        bad.append("language zh")
-    if c.get("language") == "en" and not n_latin > n_cjk:
-        bad.append("language en")
-    return bad
-
-
-def test_failed_checks_helper():
-    from harness.models import Checks
-
-    assert failed_checks("你好。", Checks(max_chars=3, language="zh")) == []
-    assert failed_checks("你好呀。", Checks(max_chars=3)) == ["max_chars (4 > 3)"]
-    assert failed_checks("a\n\nb\n", Checks(max_lines=2)) == []
-    assert failed_checks('{"a": 1}', Checks(json_valid=True, json_keys=["a", "b"])) == ["json_keys ['b']"]
-    assert failed_checks("not json", Checks(json_valid=True)) == ["json_valid"]
-    assert failed_checks("Hello 世界", Checks(language="en")) == []
-    assert failed_checks("one two three", Checks(max_words=2, regex=r"^one")) == ["max_words (3 > 2)"]
+    """Names of the checks that ``text`` fails, as the rule scorer decides them (empty list: it passes)."""
+    return [name for name, ok in evaluate_checks(checks, text).items() if not ok]
 
 
 # -- loading ----------------------------------------------------------------------------------------
@@ -224,6 +168,7 @@ def test_counts_follow_difficulty(suite):
 
 # -- references -------------------------------------------------------------------------------------
 def test_references_pass_their_checks(suite):
+    """Scored by judges/rules.py (its word count counts each CJK character as a word)."""
     _, _, items, _ = suite
     problems = {}
     for it in items:
@@ -235,20 +180,14 @@ def test_references_pass_their_checks(suite):
     assert not problems
 
 
-def test_references_pass_the_rule_scorer(suite):
-    """The same, as judges/rules.py sees it (its word count also counts each CJK character as a word)."""
-    rules = pytest.importorskip("judges.rules")
-    evaluate = getattr(rules, "evaluate_checks", None)
-    if evaluate is None:
-        pytest.skip("judges.rules has no evaluate_checks")
-    _, _, items, _ = suite
-    problems = {}
-    for it in items:
-        if it.checks is not None:
-            failed = [k for k, ok in evaluate(it.checks, it.final_reference).items() if not ok]
-            if failed:
-                problems[it.id] = failed
-    assert not problems
+def test_suite_passes_its_own_lint(suite):
+    """`sfteval suites lint` finds no error-level problem."""
+    from harness.suite import load_suite as load_builtin
+    from harness.suitetools.lint import lint_suite
+
+    name = suite[0]
+    report = lint_suite(load_builtin(name))
+    assert not report.has_errors, report.to_text("error")
 
 
 def test_json_references_parse(suite):
