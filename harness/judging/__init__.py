@@ -1,0 +1,8 @@
+"""The LLM-judge stage: single grading as a Scorer, pairwise grading with position swap, reliability.
+
+The pure judge core (configs, prompts, parsing, aggregation) is :mod:`judges`; this package connects
+it to backends and run folders. Modules: ``spec`` (which judge), ``engine`` (cached, batched judge
+calls), ``single`` (JudgeScorer), ``metrics`` (per-item judge metrics, the summary's judge block),
+``pair`` (pairwise runs; its docstring documents the ``results/<B>/pairs/<A>/`` layout), ``commands``
+(entry points used by the CLI and the runner), ``report`` (markdown).
+"""

@@ -1,0 +1,171 @@
+"""Command-line pieces for the judge: the --judge* options (shared by `run` and `judge`) and `sfteval judge`.
+
+Kept apart from harness/cli.py so the judge's options live in one place; importing this module loads
+only click, so `sfteval --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+def judge_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the --judge* options (config, model, endpoint, backend, samples, API-key variable, backend options)."""
+    options = [
+        click.option("--judge", "judge", metavar="CONFIG",
+                     help="Judge config: a built-in name (alignbench-zh, default-en) or a YAML file."),
+        click.option("--judge-model", metavar="NAME",
+                     help="Judge model: a served model name (openai backend) or a checkpoint folder (hf)."),
+        click.option("--judge-base-url", metavar="URL",
+                     help="OpenAI-compatible endpoint of the judge (vllm serve, SGLang, TGI, llama.cpp, OpenAI)."),
+        click.option("--judge-backend", metavar="NAME",
+                     help="How the judge runs: openai (default; any OpenAI-compatible server) or hf (a local "
+                          "checkpoint via transformers); any registered backend name works."),
+        click.option("--judge-samples", type=click.IntRange(1), metavar="K",
+                     help="Judge samples per answer (default: the config's sampling.k); median per dimension."),
+        click.option("--judge-api-key-env", metavar="NAME",
+                     help="Environment variable holding the judge's API key (default: OPENAI_API_KEY). "
+                          "The key itself is never stored."),
+        click.option("--judge-option", "judge_option", multiple=True, metavar="KEY=VALUE",
+                     help="Judge-backend option, repeatable (e.g. concurrency=32, device=cuda:1)."),
+    ]
+    for opt in reversed(options):
+        fn = opt(fn)
+    return fn
+
+
+def spec_from_options(values: dict[str, Any], *, progress: bool = True, recorded_ok: bool = False) -> Any:
+    """A validated JudgeSpec from the --judge* values; None when no judge config was given.
+
+    ``recorded_ok``: settings without --judge are overrides of a run's recorded judge (`sfteval judge`).
+    """
+    from ..cli import parse_key_values
+    from .spec import DEFAULT_API_KEY_ENV, JudgeSpec, effective_k
+
+    config, model = values.get("judge"), values.get("judge_model")
+    given = [f"--{k.replace('_', '-')}" for k, v in values.items() if k.startswith("judge_") and v not in (None, ())]
+    if config is None:
+        if given and not recorded_ok:
+            raise click.UsageError(f"{', '.join(given)} need --judge CONFIG (and --judge-model NAME)")
+        return None
+    if model is None:
+        raise click.UsageError("--judge CONFIG needs --judge-model NAME (a served model name or a checkpoint folder)")
+    spec = JudgeSpec(config=config, model=model, backend=values.get("judge_backend") or "openai",
+                     base_url=values.get("judge_base_url"),
+                     api_key_env=values.get("judge_api_key_env") or DEFAULT_API_KEY_ENV,
+                     samples=values.get("judge_samples"), progress=progress,
+                     options=parse_key_values(tuple(values.get("judge_option") or ()), "--judge-option"))
+    effective_k(spec.load_config(), spec.samples)  # a bad config fails now, before any model loads
+    return spec
+
+
+def overrides_from_options(values: dict[str, Any]) -> dict[str, Any]:
+    """Single settings that replace a run's recorded judge (`sfteval judge RUN --judge-samples 5`)."""
+    from ..cli import parse_key_values
+
+    out = {"model": values.get("judge_model"), "backend": values.get("judge_backend"),
+           "base_url": values.get("judge_base_url"), "api_key_env": values.get("judge_api_key_env"),
+           "samples": values.get("judge_samples")}
+    if values.get("judge_option"):
+        out["options"] = parse_key_values(tuple(values["judge_option"]), "--judge-option")
+    return {k: v for k, v in out.items() if v is not None}
+
+
+JUDGE_EPILOG = """
+\b
+Examples:
+  sfteval judge results/v2 --judge alignbench-zh --judge-model qwen-72b --judge-base-url http://gpu1:8000/v1
+  sfteval judge results/v2                         # again with the recorded judge: cached, no calls
+  sfteval judge results/v2 --judge-samples 5       # 2 more samples per answer, the first 3 are cached
+  sfteval judge --pair v1 v2 --judge default-en --judge-model gpt-4o   # v2 (candidate) vs v1 (baseline)
+
+\b
+Single grading rewrites RUN/summary.json and RUN/report.md. Pairwise writes
+RESULTS/<RUN_B>/pairs/<RUN_A>/ (judgments.jsonl, pair_items.jsonl, pair_summary.json, pair_report.md).
+The API key is read from $OPENAI_API_KEY (or --judge-api-key-env NAME) and never stored.
+"""
+
+
+@click.command("judge", epilog=JUDGE_EPILOG)
+@click.argument("runs", nargs=-1, required=True, metavar="RUN | --pair RUN_A RUN_B")
+@click.option("--pair", is_flag=True, help="Pairwise: RUN_B (candidate) vs RUN_A (baseline), both orders.")
+@judge_options
+@click.option("--out", default="results", show_default=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Results root that run names are looked up in.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars or table.")
+def judge_cmd(runs: tuple[str, ...], pair: bool, out: Path, quiet: bool, **judge_values: Any) -> None:
+    """(Re)judge stored answers with an LLM judge, without regenerating them.
+
+    Judgments are cached by content (judge config hash, judge model, prompt, sample):
+    re-running costs no judge call. Unparsed judge outputs are excluded and counted, never 0.
+    """
+    from ..cli import friendly
+
+    friendly(_judge)(runs, pair, out, quiet, judge_values)
+
+
+def _judge(runs: tuple[str, ...], pair: bool, out: Path, quiet: bool, values: dict[str, Any]) -> None:
+    from ..runner import open_run
+    from .commands import judge_run
+    from .spec import spec_from_manifest
+
+    if len(runs) != (2 if pair else 1):
+        raise click.UsageError("--pair needs exactly two runs: RUN_A (baseline) RUN_B (candidate)" if pair
+                               else "give one run to judge (or --pair RUN_A RUN_B)")
+    spec = spec_from_options(values, progress=not quiet, recorded_ok=True)  # fails before anything is read
+    overrides = {**overrides_from_options(values), "progress": not quiet}
+    if pair:
+        from .pair import judge_pair, pair_dir
+
+        a, b = open_run(runs[0], out), open_run(runs[1], out)
+        if spec is None:
+            recorded = b.read_manifest().judge
+            if not recorded:
+                raise click.UsageError(f"run {b.run_id} has no recorded judge: pass --judge CONFIG --judge-model NAME")
+            spec = spec_from_manifest(b.path, recorded, **overrides)
+        summary = judge_pair(a, b, spec)
+        if not quiet:
+            click.echo((pair_dir(b, a) / "pair_report.md").read_text(encoding="utf-8"))
+        r = summary["reliability"]
+        _exit_on_errors(r["errors"], r["samples"], f"--pair {runs[0]} {runs[1]}")
+        return
+    store = open_run(runs[0], out)
+    counts = judge_run(store, spec, overrides=overrides)
+    if not quiet:
+        from ..report import summary_table
+        from .report import run_judge_markdown
+
+        summary = store.read_json("summary.json")
+        click.echo(summary_table(summary))
+        click.echo("\n" + run_judge_markdown(summary))
+        click.echo(f"judged: {counts['samples']} judge samples ({counts['records']} new), "
+                   f"{counts['unparsed']} unparsed, {counts['errors']} failed; run: {store.path}")
+    _exit_on_errors(counts["errors"], counts["samples"], runs[0])
+
+
+def judge_notes(summary: dict[str, Any]) -> str:
+    """Terminal lines after `sfteval run --judge`: who judged, the reliability warnings."""
+    j = summary.get("judge")
+    if not j:
+        return ""
+    r = j["reliability"]
+    lines = [f"\njudge: {j['model']} ({j['config']}, k={j['samples']}): {j['items_scored']}/{j['items_judged']} items "
+             f"scored; unparsed {r['unparsed']}, failed {r['errors']} of {r['samples']} judge samples"]
+    lines += [f"judge warning: {w}" for w in r.get("warnings", [])]
+    return "\n".join(lines) + "\n"
+
+
+def exit_on_judge_errors(summary: dict[str, Any], run_id: str) -> None:
+    j = summary.get("judge")
+    if j:
+        _exit_on_errors(j["reliability"]["errors"], j["reliability"]["samples"], run_id)
+
+
+def _exit_on_errors(errors: int, total: int, again: str) -> None:
+    if errors:
+        click.echo(f"sfteval: {errors} of {total} judge requests failed (stored as errors, excluded from scores); "
+                   f"`sfteval judge {again}` retries them", err=True)
+        sys.exit(3)

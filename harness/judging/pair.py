@@ -1,0 +1,218 @@
+"""Pairwise grading with position swap: candidate run B against baseline run A on their common items.
+
+Why both orders: judges prefer the answer shown first. Each pair is judged as AB (candidate first) and
+BA (baseline first), k samples each; the verdicts are mapped back to candidate/baseline, and only a
+consistent verdict counts -- an inconsistent one is a tie and counts towards the swap flip rate.
+
+Layout (read by the differ)::
+
+    results/<B>/pairs/<A>/judgments.jsonl   Judgment records: mode "pair", order AB|BA, judge_sample,
+                                            verdict by position (A = shown first), generation_key = B's
+                                            answer, details.baseline_generation_key = A's answer
+    results/<B>/pairs/<A>/pair_items.jsonl  one row per (item, answer sample): outcome win|tie|loss|null
+                                            (candidate's side), flipped, position_bias, ab, ba, lengths
+    results/<B>/pairs/<A>/pair_summary.json win/tie/loss and flip rate per task_type, judge, reliability
+    results/<B>/pairs/<A>/pair_report.md    the same for people
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from judges.aggregate import PairResult, combine_pair_samples, verdict_label
+from judges.parse import parse_verdict
+
+from .. import reliability as rel
+from ..models import Item, Judgment, RunManifest
+from ..score import ScoreTarget, score_targets
+from ..store import RunStore, content_key, write_text_atomic
+from .commands import check_answer_types, suite_answer_types
+from .engine import JudgeCall, JudgeClient, cache_key, run_calls
+from .single import answers_of
+from .spec import JudgeSpec, effective_k
+
+PAIR_SUMMARY = "pair_summary.json"
+PAIR_ITEMS = "pair_items.jsonl"
+PAIR_REPORT = "pair_report.md"
+
+
+@dataclass
+class Side:
+    store: RunStore
+    manifest: RunManifest
+    items: dict[str, Item]
+    targets: dict[tuple[str, int], ScoreTarget]
+
+
+def _side(store: RunStore) -> Side:
+    manifest = store.read_manifest()
+    items = [Item.model_validate(r) for r in store.read_items()]
+    targets = {(t.item.id, t.generation.sample): t for t in score_targets(items, store.read("generations"))}
+    return Side(store, manifest, {it.id: it for it in items}, targets)
+
+
+def pair_dir(candidate: RunStore, baseline: RunStore) -> Path:
+    return candidate.path / "pairs" / baseline.run_id
+
+
+def judge_pair(baseline_store: RunStore, candidate_store: RunStore, spec: JudgeSpec, *,
+               log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> dict[str, Any]:
+    """Judge candidate B against baseline A in both orders; write the pair folder; return the summary."""
+    cfg = spec.load_config()
+    k = effective_k(cfg, spec.samples)
+    a, b = _side(baseline_store), _side(candidate_store)
+    hash_mismatch = a.manifest.suite_hash != b.manifest.suite_hash
+    if hash_mismatch:
+        log(f"warning: the runs used different suites ({a.manifest.suite_name} {a.manifest.suite_hash[:12]} vs "
+            f"{b.manifest.suite_name} {b.manifest.suite_hash[:12]}); comparing the items they share by id")
+    pairs = [(b.targets[key], a.targets[key]) for key in b.targets if key in a.targets]
+    changed = sorted({tb.item.id for tb, ta in pairs if tb.item != ta.item})
+    if changed:
+        log(f"warning: {len(changed)} shared item ids have different content in the two runs "
+            f"(e.g. {changed[0]}); the candidate run's version of the item is used")
+    items = [tb.item for tb, _ in pairs]
+    check_answer_types(cfg, items, suite_answer_types(None))
+    out = RunStore(pair_dir(b.store, a.store))
+    out.lock()
+    try:
+        client = JudgeClient(spec, cfg, log)
+        calls = _calls(cfg, client, spec, k, pairs)
+        existing = out.read("judgments", Judgment)
+        try:
+            for j in run_calls(calls, client, existing, retry_unparsed=cfg.parser.retry_unparsed, label="judge pairs"):
+                out.append("judgments", j)
+        finally:
+            client.close()
+        records = out.read("judgments", Judgment)
+        rows = pair_rows(pairs, records, cfg.config_hash(), spec.model, k)
+        summary = pair_summary(rows, [records[c.template.key] for c in calls if c.template.key in records])
+        summary.update({
+            "schema_version": 1, "candidate_run": b.store.run_id, "baseline_run": a.store.run_id,
+            "candidate_model": b.manifest.model.name, "baseline_model": a.manifest.model.name,
+            "judge": spec.manifest_entry(cfg, k),
+            "suite": {"candidate": b.manifest.suite_hash, "baseline": a.manifest.suite_hash,
+                      "hash_mismatch": hash_mismatch, "changed_items": changed},
+            "items_only_in_candidate": len({i for i, _ in b.targets} - {i for i, _ in a.targets}),
+            "items_only_in_baseline": len({i for i, _ in a.targets} - {i for i, _ in b.targets}),
+        })
+        judge_id = rel.identify_model(spec.model, path=spec.model if spec.backend != "openai" else None)
+        for side in (b, a):
+            who = rel.identify_model(side.manifest.model.name, side.manifest.model.name, side.manifest.model.path)
+            warning = rel.family_warning(judge_id, who)
+            if warning:
+                summary["reliability"]["warnings"].insert(0, warning)
+        out.write_json(PAIR_SUMMARY, summary)
+        write_text_atomic(out.path / PAIR_ITEMS, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+        from .report import pair_report_markdown
+
+        out.write_text(PAIR_REPORT, pair_report_markdown(summary))
+        return summary
+    finally:
+        out.close()
+
+
+def _calls(cfg: Any, client: JudgeClient, spec: JudgeSpec, k: int,
+           pairs: list[tuple[ScoreTarget, ScoreTarget]]) -> list[JudgeCall]:
+    from judges.prompt import build_pair_prompts
+
+    cfg_hash, judge_id = cfg.config_hash(), client.judge_id
+    calls = []
+    for tb, ta in pairs:
+        prompts = build_pair_prompts(cfg, tb.item, answers_of(tb), answers_of(ta), tb.item.answer_type)
+        for order, p in prompts.items():
+            for i in range(k):
+                ck = cache_key("pair", cfg_hash, judge_id, p.content_hash(), i)
+                template = Judgment(
+                    key=content_key("pair-judgment", ck, order, tb.generation.key, ta.generation.key),
+                    item_id=tb.item.id, task_type=tb.item.task_type, generation_key=tb.generation.key,
+                    sample=tb.generation.sample,
+                    scorer=f"judge:{cfg.name}", judge_config_hash=cfg_hash, judge_model=spec.model, mode="pair",
+                    order=order, judge_sample=i, status="error",
+                    details={"baseline_generation_key": ta.generation.key, "flags": p.flags,
+                             "answer_type": p.answer_type},
+                )
+                calls.append(JudgeCall(template, ck, p.messages, lambda text: parse_verdict(text, cfg)))
+    return calls
+
+
+def pair_rows(pairs: list[tuple[ScoreTarget, ScoreTarget]], records: dict[str, Judgment], cfg_hash: str,
+              model: str, k: int) -> list[dict[str, Any]]:
+    """One row per compared answer pair: the combined outcome from the candidate's side."""
+    by_pair: dict[tuple[str, str], dict[str, list[Judgment]]] = {}
+    for j in records.values():
+        if j.mode == "pair" and j.judge_config_hash == cfg_hash and j.judge_model == model and j.judge_sample < k:
+            base = str(j.details.get("baseline_generation_key"))
+            by_pair.setdefault((j.generation_key or "", base), {}).setdefault(j.order or "", []).append(j)
+    rows = []
+    for tb, ta in pairs:
+        orders = by_pair.get((tb.generation.key, ta.generation.key), {})
+        res: PairResult = combine_pair_samples(orders.get("AB", []), orders.get("BA", []))
+        rows.append({
+            "item_id": tb.item.id, "task_type": tb.item.task_type, "sample": tb.generation.sample,
+            "outcome": res.outcome, "flipped": res.flipped, "position_bias": res.position_bias,
+            "ab": res.ab, "ba": res.ba, "reason": res.reason,
+            "ab_samples": [verdict_label(j) for j in sorted(orders.get("AB", []), key=lambda j: j.judge_sample)],
+            "ba_samples": [verdict_label(j) for j in sorted(orders.get("BA", []), key=lambda j: j.judge_sample)],
+            "candidate_chars": len(tb.generation.answer), "baseline_chars": len(ta.generation.answer),
+            "candidate_generation_key": tb.generation.key, "baseline_generation_key": ta.generation.key,
+        })
+    return rows
+
+
+_POINTS = {"win": 1.0, "tie": 0.5, "loss": 0.0}
+
+
+def _group(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Item-weighted win/tie/loss rates (several answer samples of an item share its weight)."""
+    per_item: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        per_item.setdefault(r["item_id"], []).append(r)
+    fracs = {"win": [], "tie": [], "loss": []}  # type: dict[str, list[float]]
+    flips: list[float] = []
+    excluded = 0
+    for rs in per_item.values():
+        decided = [r for r in rs if r["outcome"] is not None]
+        excluded += len(rs) - len(decided)
+        if not decided:
+            continue
+        for o in fracs:
+            fracs[o].append(sum(r["outcome"] == o for r in decided) / len(decided))
+        flips.append(sum(r["flipped"] for r in decided) / len(decided))
+    n = len(fracs["win"])
+    rate = {o: (sum(v) / n if n else None) for o, v in fracs.items()}
+    score = None if not n else rate["win"] + 0.5 * rate["tie"]  # type: ignore[operator]
+    return {"n": len(per_item), "decided": n, "excluded": excluded, **rate, "score": score,
+            "swap_flip_rate": sum(flips) / n if n else None}
+
+
+def pair_summary(rows: list[dict[str, Any]], samples: list[Judgment]) -> dict[str, Any]:
+    """Overall and per-task_type (both levels) win/tie/loss, plus the pair reliability block."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        levels = r["task_type"].split("/")
+        for name in {levels[0], r["task_type"]}:
+            groups.setdefault(name, []).append(r)
+    reliability = {
+        **rel.status_rates(j.status for j in samples),
+        "swap_flip_rate": rel.flip_rate(r["flipped"] for r in rows if r["outcome"] is not None),
+        "first_position_rate": rel.first_position_rate(verdict_label(j) for j in samples),
+        "longer_answer_win_rate": rel.longer_answer_win_rate(
+            (r["outcome"], r["candidate_chars"], r["baseline_chars"]) for r in rows),
+        "position_bias_pairs": {p: sum(r["position_bias"] == p for r in rows) for p in ("A", "B")},
+        "repeat_agreement": _repeat_agreement(rows),
+        "injection_flagged_items": sorted({j.item_id for j in samples if any(j.details.get("flags", {}).values())}),
+    }
+    reliability["warnings"] = rel.threshold_warnings(reliability, sum(r["outcome"] is not None for r in rows))
+    return {"overall": _group(rows), "task_types": {k: _group(v) for k, v in sorted(groups.items())},
+            "reliability": reliability}
+
+
+def _repeat_agreement(rows: list[dict[str, Any]]) -> Optional[float]:
+    """Share of (pair, order) sample groups in which all k parsed samples agree."""
+    groups = [[v for v in r[o] if v is not None] for r in rows for o in ("ab_samples", "ba_samples")]
+    groups = [g for g in groups if len(g) >= 2]
+    return sum(len(set(g)) == 1 for g in groups) / len(groups) if groups else None

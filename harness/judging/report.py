@@ -1,0 +1,114 @@
+"""Markdown for the judge: the run report's judge section and the pairwise report.
+
+Why its own section: the usable rate per task_type is the release number, so it leads, next to each
+dimension's mean; the reliability numbers follow immediately so nobody reads a score without them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from tabulate import tabulate
+
+
+def _pct(v: Optional[float]) -> str:
+    return "–" if v is None else f"{100 * v:.1f}%"
+
+
+def _num(v: Optional[float]) -> str:
+    return "–" if v is None else f"{v:.2f}"
+
+
+def _label(name: str) -> str:
+    return f"  {name.split('/', 1)[1]}" if "/" in name else name
+
+
+def judge_table(summary: dict[str, Any]) -> str:
+    """task_type | n | usable | usable score | each dimension | overall | unparsed."""
+    dims = list(summary["judge"]["dimensions"])
+    metrics = ["usable", "usable_score"] + [f"judge:{d}" for d in dims] + ["judge:overall", "judge:unparsed"]
+    headers = ["task_type", "n", "usable", "usable score"] + [summary["judge"]["dimensions"][d] for d in dims] \
+        + ["overall", "unparsed"]
+    groups = list(summary["task_types"].items()) + [("[overall]", summary["overall"])]
+    rows = []
+    for name, g in groups:
+        m = g["metrics"]
+        rows.append([_label(name), g["n"]] + [_pct(m.get(x)) if x in ("usable", "judge:unparsed") else _num(m.get(x))
+                                              for x in metrics])
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def reliability_lines(r: dict[str, Any]) -> list[str]:
+    spread = r.get("repeat_spread")
+    lines = [
+        f"- unparsed: {_pct(r.get('unparsed_rate'))} of {r.get('samples', 0)} judge samples "
+        f"(excluded from scores, never 0); errors: {_pct(r.get('error_rate'))}",
+    ]
+    if spread:
+        worst = max(spread.items(), key=lambda kv: kv[1]["mean_std"])
+        lines.append(f"- repeat spread (std over judge samples, mean over items): {_num(r.get('mean_repeat_std'))}; "
+                     f"largest on `{worst[0]}` (std {worst[1]['mean_std']:.2f}, range {worst[1]['mean_range']:.2f})")
+    elif spread is not None:
+        lines.append("- repeat spread: – (one judge sample per answer; use k > 1)")
+    if "length_correlation" in r:
+        corr = r.get("length_correlation")
+        lines.append(f"- Spearman correlation of overall score with answer length: "
+                     f"{'–' if corr is None else f'{corr:+.2f}'}")
+    for key, text in (("swap_flip_rate", "swap flip rate"), ("first_position_rate", "first-position verdict rate"),
+                      ("longer_answer_win_rate", "longer answer's win rate"),
+                      ("repeat_agreement", "repeat agreement (all k samples of an order agree)")):
+        if key in r:
+            only_pairs = r[key] is None and key == "swap_flip_rate"
+            extra = " (pairwise judging only: `sfteval judge --pair RUN_A RUN_B`)" if only_pairs else ""
+            lines.append(f"- {text}: {_pct(r[key])}{extra}")
+    flagged = r.get("injection_flagged_items") or []
+    if flagged:
+        lines.append(f"- answers that address the judge (flagged, scores untouched): {len(flagged)} "
+                     f"({', '.join(flagged[:5])}{' ...' if len(flagged) > 5 else ''})")
+    lines += [f"- **warning**: {w}" for w in r.get("warnings", [])]
+    return lines
+
+
+def run_judge_markdown(summary: dict[str, Any]) -> str:
+    """The judge section of a run's report.md ('' when the run was not judged)."""
+    j = summary.get("judge")
+    if not j:
+        return ""
+    lines = [
+        "",
+        "## LLM judge",
+        "",
+        f"- judge: `{j['model']}` with config `{j['config']}` (hash `{j['config_hash'][:12]}`), "
+        f"{j['samples']} sample(s) per answer, median per dimension; {j['items_scored']} of {j['items_judged']} "
+        "judged items scored",
+        "",
+        judge_table(summary),
+        "",
+        "### Judge reliability",
+        "",
+        *reliability_lines(j["reliability"]),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def pair_report_markdown(s: dict[str, Any]) -> str:
+    o = s["overall"]
+    lines = [
+        f"# Pairwise: `{s['candidate_run']}` (candidate) vs `{s['baseline_run']}` (baseline)",
+        "",
+        f"- judge: `{s['judge']['model']}` with config `{s['judge']['config']}`, {s['judge']['samples']} sample(s) "
+        "per order, both orders (AB: candidate first, BA: baseline first); inconsistent verdicts count as ties",
+        f"- candidate {_pct(o['win'])} win, {_pct(o['tie'])} tie, {_pct(o['loss'])} loss over {o['decided']} "
+        f"items ({o['excluded']} pairs excluded: an order unparsed or failed)",
+    ]
+    if s["suite"]["hash_mismatch"]:
+        lines.append("- **warning**: the two runs used different suites; only shared item ids are compared")
+    rows = [[_label(name), g["n"], _pct(g["win"]), _pct(g["tie"]), _pct(g["loss"]), _num(g["score"]),
+             _pct(g["swap_flip_rate"]), g["excluded"]] for name, g in s["task_types"].items()]
+    rows.append(["[overall]", o["n"], _pct(o["win"]), _pct(o["tie"]), _pct(o["loss"]), _num(o["score"]),
+                 _pct(o["swap_flip_rate"]), o["excluded"]])
+    lines += ["", tabulate(rows, headers=["task_type", "n", "win", "tie", "loss", "score", "flips", "excluded"],
+                           tablefmt="github", disable_numparse=True),
+              "", "## Judge reliability", "", *reliability_lines(s["reliability"]), ""]
+    return "\n".join(lines)
