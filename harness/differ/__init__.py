@@ -1,0 +1,133 @@
+"""diff(A, B): paired comparison of two runs per task_type x metric, flipped items, pairwise outcomes.
+
+A is the baseline, B the candidate; every delta is B - A. Items are paired by id. See cells.py for the
+statistics, rules.py for what counts as a regression, flips.py for the item ranking.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable, Optional
+
+import numpy as np
+import pandas as pd
+
+from ..gate import GateConfig
+from ..scoring import BASE_COLUMNS
+from ..store import RunStore
+from .cells import build_groups, compute_cells, is_binary
+from .flips import TextSource, flipped_items
+from .result import DiffResult, RunInfo
+
+__all__ = ["DiffResult", "diff_frames", "diff_runs"]
+
+#: Per-item metrics that are not comparable item by item (none today; group metrics are not in the frame).
+SKIP_METRICS: frozenset[str] = frozenset()
+
+
+def _metrics(a: pd.DataFrame, b: pd.DataFrame) -> list[str]:
+    cols_b = set(b.columns)
+    return [c for c in a.columns if c in cols_b and c not in BASE_COLUMNS and c not in SKIP_METRICS
+            and pd.api.types.is_numeric_dtype(a[c]) and pd.api.types.is_numeric_dtype(b[c])]
+
+
+def diff_frames(frame_a: pd.DataFrame, frame_b: pd.DataFrame, config: Optional[GateConfig] = None, *,
+                run_a: Optional[RunInfo] = None, run_b: Optional[RunInfo] = None, top: int = 10,
+                texts_a: Optional[TextSource] = None, texts_b: Optional[TextSource] = None,
+                workers: Optional[int] = None) -> DiffResult:
+    """The diff of two item frames (harness.scoring.item_frame), paired on the index (item id)."""
+    config = config or GateConfig()
+    ids_a, ids_b = frame_a.index, frame_b.index
+    for name, ids in (("baseline", ids_a), ("candidate", ids_b)):
+        if not ids.is_unique:
+            raise ValueError(f"{name} run has duplicate item ids, e.g. {ids[ids.duplicated()][0]!r}")
+    pos_a = ids_a.get_indexer(ids_b)  # hash join on ids (Index.isin is slow on Arrow-backed strings)
+    in_a = pos_a >= 0
+    a = frame_a.iloc[pos_a[in_a]]
+    b = frame_b.iloc[np.flatnonzero(in_a)]
+    common = b.index
+    if len(common):
+        a = a.assign(task_type=b["task_type"], level1=b["level1"], robustness=b["robustness"])  # B's labels rule
+    metrics = _metrics(frame_a, frame_b)
+    groups = build_groups(b, config)
+    cells = compute_cells(a, b, groups, metrics, config, workers=workers)
+    worse, better, n_worse, n_better = flipped_items(a, b, top, texts_a, texts_b)
+    warnings = []
+    only_a = [str(i) for i in ids_a[ids_b.get_indexer(ids_a) < 0]]
+    only_b = [str(i) for i in ids_b[~in_a]]
+    one_sided = sorted(set(frame_a.columns) ^ set(frame_b.columns))
+    one_sided = [m for m in one_sided if m not in BASE_COLUMNS]
+    if one_sided:
+        warnings.append(f"metrics present in one run only (not compared): {', '.join(one_sided)}")
+    settings = {"alpha": config.alpha, "confidence": config.confidence, "resamples": config.resamples,
+                "seed": config.seed, "correction": "holm", "cells_tested": int(cells["p_value"].notna().sum())
+                if len(cells) else 0, "top": top}
+    return DiffResult(
+        run_a=run_a or RunInfo("A"), run_b=run_b or RunInfo("B"), settings=settings, cells=cells,
+        paired=len(common), only_a=only_a, only_b=only_b, warnings=warnings, worse=worse, better=better,
+        n_worse=n_worse, n_better=n_better, distributions=distributions(a, b, metrics),
+        group_sizes={g.name: int(g.rows.size) for g in groups},
+    )
+
+
+def distributions(a: pd.DataFrame, b: pd.DataFrame, metrics: list[str], max_bins: int = 20) -> dict[str, Any]:
+    """Histograms of every non-binary metric over all paired items (for the HTML plots)."""
+    out: dict[str, Any] = {}
+    for m in metrics:
+        va = a[m].to_numpy(dtype=np.float64)
+        vb = b[m].to_numpy(dtype=np.float64)
+        va, vb = va[~np.isnan(va)], vb[~np.isnan(vb)]
+        if not (va.size and vb.size) or is_binary(va, vb):
+            continue
+        both = np.concatenate([va, vb])
+        lo, hi = float(both.min()), float(both.max())
+        distinct = np.unique(both)
+        if distinct.size <= max_bins:  # discrete scores: one bar per value
+            out[m] = {"values": distinct.tolist(), "a": _counts(va, distinct), "b": _counts(vb, distinct)}
+        else:
+            edges = np.linspace(lo, hi if hi > lo else lo + 1, max_bins + 1)
+            out[m] = {"edges": edges.tolist(), "a": np.histogram(va, edges)[0].tolist(),
+                      "b": np.histogram(vb, edges)[0].tolist()}
+    return out
+
+
+def _counts(v: np.ndarray, values: np.ndarray) -> list[int]:
+    return np.bincount(np.searchsorted(values, v), minlength=values.size).tolist()
+
+
+def diff_runs(store_a: RunStore, store_b: RunStore, config: Optional[GateConfig] = None, *, top: int = 10,
+              log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> DiffResult:
+    """Load two runs and diff them: A is the baseline, B the candidate."""
+    from .load import RecordTexts, changed_items, find_pairs, load_run
+    from .pairs import read_pairwise
+
+    config = config or GateConfig()
+    ra, rb = load_run(store_a), load_run(store_b)
+    result = diff_frames(ra.frame, rb.frame, config, run_a=ra.info, run_b=rb.info, top=top,
+                         texts_a=RecordTexts(ra.records), texts_b=RecordTexts(rb.records))
+    if not result.suite_match:
+        msg = (f"the runs used different suites: baseline {ra.info.suite_name} v{ra.info.suite_version} "
+               f"({ra.info.suite_hash[:12]}) vs candidate {rb.info.suite_name} v{rb.info.suite_version} "
+               f"({rb.info.suite_hash[:12]}); only the {result.paired} item ids they share are compared")
+        result.warnings.insert(0, msg)
+        log(f"WARNING: {msg}")
+    result.changed_items = changed_items(ra.records, rb.records)
+    if result.changed_items:
+        result.warnings.append(f"{len(result.changed_items)} shared item ids have different content in the two runs "
+                               f"(e.g. {result.changed_items[0]}); they are compared as the same item")
+    if result.only_a or result.only_b:
+        result.warnings.append(f"items in one run only (not compared): {len(result.only_a)} only in the baseline, "
+                               f"{len(result.only_b)} only in the candidate")
+    found = find_pairs(store_a, store_b)
+    if found is not None:
+        b = rb.frame.iloc[np.flatnonzero(ra.frame.index.get_indexer(rb.frame.index) >= 0)]
+        groups_of: dict[str, list[tuple[str, str]]] = {}
+        for g in build_groups(b, config):
+            for item_id in b.index[g.rows]:
+                groups_of.setdefault(str(item_id), []).append((g.kind, g.name))
+        result.pairwise = read_pairwise(found[0], found[1], groups_of, seed=config.seed,
+                                        n_resamples=config.resamples, confidence=config.confidence)
+    for side, info in (("baseline", ra.info), ("candidate", rb.info)):
+        for w in info.judge_warnings:
+            result.warnings.append(f"judge ({side}): {w}")
+    return result

@@ -1,0 +1,81 @@
+"""Pairwise judge outcomes (harness/judging/pair.py's pair folder) as win/tie/loss per group with an interval.
+
+Why recompute here rather than copy pair_summary.json: the diff reports every group with the same items
+and the same interval method as its other cells. Per item (answer samples averaged): win = 1, tie = 1/2,
+loss = 0; the group's score is the item mean, with a seeded bootstrap interval, and a two-sided sign test
+(exact, wins vs losses: McNemar on the discordant pairs) says whether B wins more often than it loses.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import pandas as pd
+
+from .. import stats
+from ..store import iter_jsonl
+from .cells import derived_seed
+from .result import Pairwise
+
+_POINTS = {"win": 1.0, "tie": 0.5, "loss": 0.0}
+_INVERT = {"win": "loss", "loss": "win", "tie": "tie", None: None}
+
+
+def read_pairwise(folder: Path, inverted: bool, groups_of: dict[str, list[tuple[str, str]]], *, seed: int,
+                  n_resamples: int, confidence: float) -> Optional[Pairwise]:
+    """``groups_of``: item id -> [(kind, group name)] for the items the diff pairs."""
+    rows = list(iter_jsonl(folder / "pair_items.jsonl"))
+    if not rows:
+        return None
+    try:
+        summary = json.loads((folder / "pair_summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        summary = {}
+    frame = pd.DataFrame({"item_id": [r["item_id"] for r in rows],
+                          "outcome": [_INVERT[r.get("outcome")] if inverted else r.get("outcome") for r in rows],
+                          "flipped": [bool(r.get("flipped")) for r in rows]})
+    decided = frame[frame["outcome"].notna()]
+    per_item = decided.assign(points=decided["outcome"].map(_POINTS),
+                              win=decided["outcome"] == "win", tie=decided["outcome"] == "tie",
+                              loss=decided["outcome"] == "loss").groupby("item_id")[
+        ["points", "win", "tie", "loss", "flipped"]].mean()
+    excluded = frame[frame["outcome"].isna()].groupby("item_id").size()
+    members: dict[tuple[str, str], list[str]] = {}
+    for item_id in set(frame["item_id"]):
+        for key in groups_of.get(item_id, []):
+            members.setdefault(key, []).append(item_id)
+    out = []
+    for (kind, name), ids in sorted(members.items(), key=lambda kv: _group_key(*kv[0])):
+        sub = per_item.reindex(sorted(i for i in ids if i in per_item.index))
+        out.append(_group(kind, name, sub, int(excluded.reindex(ids).fillna(0).sum()), seed, n_resamples, confidence))
+    rel = dict(summary.get("reliability") or {})
+    flip = rel.get("swap_flip_rate")
+    if flip is None and len(decided):
+        flip = float(decided["flipped"].mean())
+    return Pairwise(source=str(folder), groups=out, swap_flip_rate=flip, reliability=rel, inverted=inverted)
+
+
+_KIND_ORDER = {"overall": 0, "level1": 1, "task_type": 1, "robustness": 2}
+
+
+def _group_key(kind: str, name: str) -> tuple[int, str, bool, str]:
+    """overall, then each first level followed by its task_types, then robustness (as in the cell tables)."""
+    return (_KIND_ORDER[kind], name.split("/")[0], kind == "task_type", name)
+
+
+def _group(kind: str, name: str, sub: pd.DataFrame, excluded: int, seed: int, n_resamples: int,
+           confidence: float) -> dict[str, Any]:
+    n = len(sub)
+    points = sub["points"].to_numpy(dtype=np.float64)
+    lo, hi = stats.paired_bootstrap_ci(np.zeros(n), points, n_resamples=n_resamples, confidence=confidence,
+                                       seed=derived_seed(seed, name, "\x00pairwise"))
+    # sign test: an item B won is (0 -> 1), one B lost is (1 -> 0), a tie is concordant
+    won, lost = points > 0.5, points < 0.5
+    p = stats.mcnemar_exact(lost.astype(float), won.astype(float)) if n else float("nan")
+    mean = lambda c: float(sub[c].mean()) if n else None  # noqa: E731
+    return {"group": name, "kind": kind, "n": n, "excluded": excluded, "win": mean("win"), "tie": mean("tie"),
+            "loss": mean("loss"), "score": mean("points"), "ci_low": lo, "ci_high": hi, "p_value": p,
+            "swap_flip_rate": mean("flipped")}

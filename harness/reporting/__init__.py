@@ -1,0 +1,1 @@
+"""Reports of runs and diffs: markdown for PR comments, JSON for machines, self-contained HTML for people."""

@@ -1,0 +1,256 @@
+"""`sfteval diff`, `sfteval report` and `sfteval gate`.
+
+Importing this module loads only click (the heavy work is imported inside the commands), so
+`sfteval --help` stays fast. Exit codes: diff/report 0 (2 on usage errors); gate 0 pass, 1 fail, 2 usage.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import click
+
+FORMATS = click.Choice(["md", "json", "html"])
+
+
+def _guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Usage errors (bad gate.yaml, missing run) -> one line on stderr and exit 2, like every sfteval command."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from ..cli import friendly
+        from ..gate import EXIT_USAGE, GateConfigError
+
+        try:
+            return friendly(fn)(*args, **kwargs)
+        except GateConfigError as e:
+            click.echo(f"sfteval: error: {e}", err=True)
+            sys.exit(EXIT_USAGE)
+
+    return wrapper
+
+
+def _min_effects(pairs: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for pair in pairs:
+        metric, sep, value = pair.partition("=")
+        try:
+            relative = value.strip().endswith("%")
+            number = float(value.strip().rstrip("%")) / (100 if relative else 1)
+            if not sep or not metric.strip() or number < 0:
+                raise ValueError
+        except ValueError:
+            raise click.BadParameter(f"expected METRIC=VALUE or METRIC=PERCENT% with a value >= 0, got {pair!r}",
+                                     param_hint="--min-effect") from None
+        out[metric.strip()] = {"min_effect": number, "relative": relative}
+    return out
+
+
+def _config(path: Optional[Path], alpha: Optional[float], min_effect: tuple[str, ...], seed: Optional[int],
+            resamples: Optional[int]) -> Any:
+    from ..gate import GateConfig, MetricRule, load_config
+
+    config: GateConfig = load_config(path)
+    given = (("alpha", alpha), ("seed", seed), ("resamples", resamples))
+    update: dict[str, Any] = {k: v for k, v in given if v is not None}
+    if min_effect:
+        metrics = dict(config.metrics)
+        for metric, fields in _min_effects(min_effect).items():
+            base = metrics.get(metric, MetricRule())
+            metrics[metric] = base.model_copy(update=fields)
+        update["metrics"] = metrics
+    return config.model_copy(update=update) if update else config
+
+
+def _emit(text: str, out: Optional[Path]) -> None:
+    if out is None:
+        click.echo(text, nl=not text.endswith("\n"))
+        return
+    import os
+
+    from ..store import write_text_atomic
+
+    write_text_atomic(out, text)  # readers never see half a report
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(out, 0o666 & ~umask)  # an ordinary file (the temp file it came from was private)
+    click.echo(f"wrote {out}", err=True)
+
+
+def render_diff(diff: Any, verdict: Any, fmt: str, max_chars: int) -> str:
+    if fmt == "json":
+        return json.dumps(diff.as_dict(verdict.as_dict()), ensure_ascii=False, indent=1) + "\n"
+    if fmt == "html":
+        from .html import diff_html
+
+        return diff_html(diff, verdict)
+    from .markdown import diff_markdown
+
+    return diff_markdown(diff, verdict, limit=max_chars)
+
+
+def _run_diff(run_a: str, run_b: str, results: Path, config: Any, top: int) -> tuple[Any, Any]:
+    from ..differ import diff_runs
+    from ..gate import evaluate
+    from ..runner import open_run
+
+    a, b = open_run(run_a, results), open_run(run_b, results)
+    diff = diff_runs(a, b, config, top=top, log=lambda m: click.secho(m, err=True, fg="yellow", bold=True))
+    return diff, evaluate(diff, config)
+
+
+def stat_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), metavar="GATE_YAML",
+                     help="Rules: minimum effects, alpha, ignores, required metrics, guards (see examples/gate.yaml)."),
+        click.option("--min-effect", multiple=True, metavar="METRIC=VALUE",
+                     help="Minimum effect for a metric or glob, repeatable: usable=0.03, 'judge:*'=0.5, "
+                          "gen:ttft_s=25% (relative). Overrides the config."),
+        click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+                     help="Family-wise significance level after Holm correction (default 0.05)."),
+        click.option("--top", default=10, show_default=True, type=click.IntRange(0),
+                     help="Flipped items to list, each way."),
+        click.option("--seed", type=int, help="Bootstrap seed (default 0)."),
+        click.option("--resamples", type=click.IntRange(100), help="Bootstrap resamples (default 2000)."),
+        click.option("--results", default="results", show_default=True,
+                     type=click.Path(file_okay=False, path_type=Path),
+                     help="Results root that run names are looked up in."),
+    ]
+    for opt in reversed(options):
+        fn = opt(fn)
+    return fn
+
+
+DIFF_EPILOG = """
+\b
+Examples:
+  sfteval diff v1 v2                                  # markdown to stdout (a PR comment)
+  sfteval diff results/v1 results/v2 --format html --out diff.html
+  sfteval diff v1 v2 --format json --out diff.json --config gate.yaml
+  sfteval diff v1 v2 --min-effect usable=0.03 --min-effect gen:ttft_s=25% --alpha 0.01
+
+\b
+RUN_A is the baseline, RUN_B the candidate; every delta is B - A. A cell is a
+regression when its drop is larger than the metric's minimum effect and
+significant after Holm correction over all cells.
+"""
+
+
+@click.command("diff", epilog=DIFF_EPILOG)
+@click.argument("run_a", metavar="RUN_A")
+@click.argument("run_b", metavar="RUN_B")
+@click.option("--format", "fmt", type=FORMATS, default="md", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Write here (default stdout).")
+@click.option("--max-chars", default=65_536, show_default=True, type=click.IntRange(2000),
+              help="Markdown size limit (GitHub comments hold 65,536 characters); longer reports are cut with a note.")
+@stat_options
+def diff_cmd(run_a: str, run_b: str, fmt: str, out: Optional[Path], max_chars: int, config_path: Optional[Path],
+             min_effect: tuple[str, ...], alpha: Optional[float], top: int, seed: Optional[int],
+             resamples: Optional[int], results: Path) -> None:
+    """Compare two runs per task_type x metric: deltas, intervals, p-values, flipped items."""
+
+    @_guarded
+    def go() -> None:
+        config = _config(config_path, alpha, min_effect, seed, resamples)
+        diff, verdict = _run_diff(run_a, run_b, results, config, top)
+        _emit(render_diff(diff, verdict, fmt, max_chars), out)
+
+    go()
+
+
+GATE_EPILOG = """
+\b
+Examples:
+  sfteval gate --baseline v1 --candidate v2
+  sfteval gate --baseline v1 --candidate v2 --config gate.yaml --report comment.md
+
+\b
+Exit status: 0 the candidate passes, 1 it regresses (each regression and failed
+guard is listed with its numbers), 2 usage error (bad config, missing run).
+"""
+
+
+@click.command("gate", epilog=GATE_EPILOG)
+@click.option("--baseline", required=True, metavar="RUN_A", help="The run to compare against (e.g. the last release).")
+@click.option("--candidate", required=True, metavar="RUN_B", help="The run under test.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Also write the diff report here (.md, .json or .html, by extension).")
+@stat_options
+def gate_cmd(baseline: str, candidate: str, report_path: Optional[Path], config_path: Optional[Path],
+             min_effect: tuple[str, ...], alpha: Optional[float], top: int, seed: Optional[int],
+             resamples: Optional[int], results: Path) -> None:
+    """Pass or fail a candidate run against a baseline: regressions, required metrics, judge guards."""
+
+    @_guarded
+    def go() -> int:
+        config = _config(config_path, alpha, min_effect, seed, resamples)
+        diff, verdict = _run_diff(baseline, candidate, results, config, top)
+        if report_path is not None:
+            fmt = {".json": "json", ".html": "html", ".htm": "html"}.get(report_path.suffix.lower(), "md")
+            _emit(render_diff(diff, verdict, fmt, 65_536), report_path)
+        head = "PASS" if verdict.passed else "FAIL"
+        click.echo(f"sfteval gate: {head}: candidate {diff.run_b.run_id} vs baseline {diff.run_a.run_id} "
+                   f"({diff.paired} paired items, {diff.settings.get('cells_tested', 0)} cells)")
+        for reason in verdict.reasons:
+            click.echo(f"  - {reason}")
+        for w in verdict.warnings:
+            click.echo(f"  warning: {w}", err=True)
+        return verdict.exit_code
+
+    sys.exit(go())
+
+
+@click.command("report")
+@click.argument("run", metavar="RUN")
+@click.option("--format", "fmt", type=FORMATS, default="md", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Write here (default stdout).")
+@click.option("--results", default="results", show_default=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Results root that run names are looked up in.")
+def report_cmd(run: str, fmt: str, out: Optional[Path], results: Path) -> None:
+    """One run's report: per task_type metrics, judge reliability (md, json, or html with plots)."""
+
+    @_guarded
+    def go() -> None:
+        from ..runner import open_run
+
+        store = open_run(run, results)
+        manifest = store.read_manifest()
+        summary, records = _summary(store, manifest)
+        if fmt == "md":
+            from ..report import run_report_markdown
+
+            text = run_report_markdown(manifest, summary)
+        elif fmt == "json":
+            text = json.dumps({"manifest": manifest.model_dump(mode="json"), "summary": summary},
+                              ensure_ascii=False, indent=1) + "\n"
+        else:
+            from ..scoring import item_frame
+            from .html import run_html
+
+            if records is None:
+                from ..runner import load_records
+
+                records = load_records(store, manifest)
+            text = run_html(manifest, summary, item_frame(records))
+        _emit(text, out)
+
+    go()
+
+
+def _summary(store: Any, manifest: Any) -> tuple[dict[str, Any], Any]:
+    """The stored summary.json, or one rebuilt from the records (a run that never finished)."""
+    from ..store import SUMMARY
+
+    path = store.path / SUMMARY
+    if path.exists():
+        return json.loads(path.read_text(encoding="utf-8")), None
+    from ..runner import build_summary, load_records
+
+    records = load_records(store, manifest)
+    return build_summary(manifest, records), records

@@ -1,0 +1,196 @@
+"""Reports: markdown is valid GFM and fits a PR comment (truncated with a note), flipped items carry their texts
+(cut in markdown, complete in JSON/HTML), HTML is self-contained, `sfteval report` / `sfteval diff` formats."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import xml.dom.minidom
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from diffkit import Rec, items, write_pairs, write_run
+from harness.differ import diff_frames, diff_runs
+from harness.differ.result import RunInfo
+from harness.gate import GateConfig, evaluate
+from harness.reporting.html import diff_html
+from harness.reporting.markdown import COMMENT_MARKER, GITHUB_COMMENT_LIMIT, diff_markdown, text_size
+from harness.store import RunStore
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def sfteval(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, cwd=REPO)
+
+
+def gfm_tables(md: str) -> list[list[list[str]]]:
+    """Every GFM table (header, separator, rows) as lists of cells; asserts the structure GitHub needs."""
+    lines = md.split("\n")
+    tables, i = [], 0
+    split = lambda line: [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]  # noqa: E731
+    while i < len(lines):
+        if lines[i].startswith("|") and i + 1 < len(lines) and re.fullmatch(r"\|(\s*:?-+:?\s*\|)+", lines[i + 1]):
+            assert i == 0 or lines[i - 1].strip() == "", f"a table must follow a blank line: {lines[i - 1]!r}"
+            header = split(lines[i])
+            assert len(split(lines[i + 1])) == len(header), lines[i + 1]
+            rows, j = [header], i + 2
+            while j < len(lines) and lines[j].startswith("|"):
+                cells = split(lines[j])
+                assert len(cells) == len(header), f"row has {len(cells)} cells, header {len(header)}: {lines[j]!r}"
+                rows.append(cells)
+                j += 1
+            tables.append(rows)
+            i = j
+        else:
+            assert not lines[i].startswith("|"), f"a table row outside a table: {lines[i]!r}"
+            i += 1
+    return tables
+
+
+def check_markdown(md: str, limit: int = GITHUB_COMMENT_LIMIT) -> list[list[list[str]]]:
+    assert md.startswith(COMMENT_MARKER)
+    assert text_size(md) <= limit
+    assert md.count("<details>") == md.count("</details>")
+    assert md.count("<summary>") == md.count("</summary>")
+    fences = re.findall(r"^(`{3,})", md, flags=re.M)
+    assert len(fences) % 2 == 0
+    return gfm_tables(md)
+
+
+ITEMS = items({"knowledge/likes": 30, "math/addition": 20, "chat": 10}, robustness=2)
+
+
+def _recs(bad: bool) -> dict[str, Rec]:
+    out = {}
+    for i, it in enumerate(ITEMS):
+        worse = bad and it["task_type"] == "knowledge/likes" and i % 2 == 0
+        better = bad and it["task_type"] == "math/addition" and i % 4 == 0
+        answer = ("WRONG | <tok_1> ```code``` " if worse else "fine answer ") + "long text " * 200
+        out[it["id"]] = Rec(answer=answer, exact=0.0 if worse else 1.0, judge=2 if worse else 9 if better else 7,
+                            probe=-9.0 if worse else -1.0, ttft=0.05 * (1.5 if bad else 1.0))
+    return out
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("runs")
+    a = write_run(root, "v1", ITEMS, _recs(False), judged=True)
+    b = write_run(root, "v2", ITEMS, _recs(True), judged=True)
+    write_pairs(b, a, {it["id"]: (it["task_type"], "loss" if i % 2 == 0 and i < 30 else "tie", None)
+                       for i, it in enumerate(ITEMS)}, flip_rate=0.1)
+    return root
+
+
+def test_diff_markdown_is_valid_gfm_with_flipped_items(runs: Path) -> None:
+    diff = diff_runs(RunStore(runs / "v1"), RunStore(runs / "v2"), log=lambda m: None)
+    md = diff_markdown(diff, evaluate(diff, GateConfig()))
+    tables = check_markdown(md)
+    assert len(tables) >= 4  # regressions, other changes, pairwise, all cells
+    assert md.index("#### Regressions") < md.index("#### Improvements") < md.index("Items that got worse")
+    assert "🔴" in md.split("\n")[1] and "knowledge/likes" in md
+    worse = md[md.index("Items that got worse"):md.index("Items that got better")]
+    for text in ("**Prompt**", "**Reference**", "**Baseline answer**", "**Candidate answer**", "RATIONALE[v1:",
+                 "RATIONALE[v2:", "more characters in the JSON/HTML report", "rule:exact_match"):
+        assert text in worse, text
+    assert "Items that got better" in md and "math-addition-002" in md  # improvements are listed too
+    assert "swap flip rate 10.0%" in md and "Pairwise judge" in md
+
+
+def test_json_and_html_are_complete(runs: Path, tmp_path: Path) -> None:
+    out_json, out_html = tmp_path / "d.json", tmp_path / "d.html"
+    for fmt, out in (("json", out_json), ("html", out_html)):
+        proc = sfteval("diff", "v1", "v2", "--results", str(runs), "--format", fmt, "--out", str(out))
+        assert proc.returncode == 0, proc.stderr
+    data = json.loads(out_json.read_text())
+    assert data["verdict"]["passed"] is False and data["counts"]["regression"] > 0
+    flip = data["flipped"]["worse"][0]
+    assert flip["detail"]["b"]["answer"].count("long text") == 200  # complete, not truncated
+    assert flip["detail"]["a"]["judge"]["rationale"].startswith("RATIONALE[v1:")
+    assert data["pairwise"]["swap_flip_rate"] == 0.1 and data["items"]["paired"] == len(ITEMS)
+    assert all(c["p_holm"] is None or 0 <= c["p_holm"] <= 1 for c in data["cells"])
+    page = out_html.read_text()
+    assert page.startswith("<!DOCTYPE html>") and "<svg" in page and "Delta per task_type" in page
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page), "external asset"
+    assert "<script" not in page and "@import" not in page
+    for svg in re.findall(r"<svg.*?</svg>", page, flags=re.S):
+        xml.dom.minidom.parseString(svg)  # well-formed inline SVG
+    assert page.count("long text") >= 200 and "RATIONALE[v2:" in page
+    assert "&lt;tok_1&gt;" in page  # escaped, not markup
+
+
+def huge_diff(n_task_types: int = 200, per_type: int = 40) -> Any:
+    rng = np.random.default_rng(0)
+    n = n_task_types * per_type
+    tt = np.repeat([f"area{i % 25}/type-{i}" for i in range(n_task_types)], per_type)
+    base = pd.DataFrame({"task_type": tt, "level1": [t.split("/")[0] for t in tt], "robustness": False, "tags": ""},
+                        index=[f"id-{i}" for i in range(n)])
+    a, b = base.copy(), base.copy()
+    for m in ("judge:overall", "judge:clarity", "judge:factuality"):
+        a[m] = rng.integers(7, 11, n).astype(float)
+        b[m] = np.clip(a[m] - rng.integers(2, 5, n), 1, 10)
+    a["usable"], b["usable"] = 1.0, (rng.random(n) < 0.3).astype(float)
+
+    class Texts:
+        def detail(self, item_id: str) -> dict[str, Any]:
+            return {"prompt": "p | " * 500, "reference": "r " * 500, "answer": "x` " * 900,
+                    "judge": {"rationale": "because " * 400, "overall": 3.0}, "rules": []}
+
+    return diff_frames(a, b, GateConfig(resamples=100), run_a=RunInfo("a", suite_hash="h"),
+                       run_b=RunInfo("b", suite_hash="h"), top=30, texts_a=Texts(), texts_b=Texts())
+
+
+def test_huge_diff_is_truncated_under_the_comment_limit_with_a_note() -> None:
+    diff = huge_diff()
+    verdict = evaluate(diff, GateConfig())
+    assert len(diff.regressions()) > 600
+    md = diff_markdown(diff, verdict)
+    check_markdown(md)
+    assert text_size(md) > 0.9 * GITHUB_COMMENT_LIMIT  # uses the room it has
+    assert "Truncated to fit GitHub's 65,536-character comment limit" in md
+    assert re.search(r"_… \d+ more regressions not shown", md)
+    assert md.rstrip().endswith("</sub>")  # the footer survives
+    small = diff_markdown(diff, verdict, limit=6000)
+    check_markdown(small, limit=6000)
+    assert "Truncated" in small and "#### Regressions" in small
+
+
+def test_report_command_single_run(runs: Path, tmp_path: Path) -> None:
+    md = sfteval("report", "v2", "--results", str(runs))
+    assert md.returncode == 0, md.stderr
+    assert "# sfteval run `v2`" in md.stdout and "Judge reliability" in md.stdout
+    gfm_tables(md.stdout)
+    js = sfteval("report", str(runs / "v2"), "--format", "json")
+    data = json.loads(js.stdout)
+    assert data["manifest"]["run_id"] == "v2" and "knowledge/likes" in data["summary"]["task_types"]
+    out = tmp_path / "run.html"
+    html_proc = sfteval("report", "v2", "--results", str(runs), "--format", "html", "--out", str(out))
+    assert html_proc.returncode == 0, html_proc.stderr
+    page = out.read_text()
+    assert "<svg" in page and "Judge reliability" in page and "knowledge/likes" in page
+    for svg in re.findall(r"<svg.*?</svg>", page, flags=re.S):
+        xml.dom.minidom.parseString(svg)
+    missing = sfteval("report", "nope", "--results", str(runs))
+    assert missing.returncode == 2 and "nope" in missing.stderr
+
+
+def test_diff_command_markdown_to_stdout_and_suite_warning(runs: Path, tmp_path: Path) -> None:
+    write_run(tmp_path, "x", ITEMS, _recs(False), judged=True, suite_hash="differentsuite")
+    proc = sfteval("diff", str(runs / "v1"), str(tmp_path / "x"))
+    assert proc.returncode == 0
+    assert "WARNING: the runs used different suites" in proc.stderr
+    assert "suites differ" in proc.stdout
+    check_markdown(proc.stdout.rstrip("\n") + "\n")
+
+
+def test_html_of_a_synthetic_diff_renders_every_section() -> None:
+    diff = huge_diff(12)
+    page = diff_html(diff, evaluate(diff, GateConfig()))
+    for section in ("Regressions", "Improvements", "Distributions", "Items that got worse", "All cells"):
+        assert section in page
