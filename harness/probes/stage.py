@@ -1,0 +1,160 @@
+"""The probe stage of a run: compute what is missing, store it, never fail a run for lack of support.
+
+`sfteval run` calls it after generation and scoring (probes on by default); `sfteval probe` runs it alone.
+Records are keyed by content, so a resumed run computes only probes that are not stored yet.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Optional
+
+from tqdm import tqdm
+
+from ..backends.base import BackendError
+from ..runner import RunError
+from ..models import Generation, ProbeResult
+from . import continuation as cont
+from .core import ProbeConfig, compute_probes, plan_probes
+
+if TYPE_CHECKING:
+    from ..runner import RunContext
+
+
+@dataclass
+class ProbeOptions:
+    config: ProbeConfig = field(default_factory=ProbeConfig)
+    #: base model for the continuation probe (a path or demo:base); None = no continuation probe
+    base: Optional[str] = None
+    continuation: cont.ContinuationConfig = field(default_factory=cont.ContinuationConfig)
+    #: True for `sfteval probe`: a backend without prompt log-probs is an error, not a skipped stage
+    required: bool = False
+
+
+def unsupported_reason(ctx: "RunContext") -> Optional[str]:
+    if not getattr(ctx.backend, "supports_prompt_logprobs", False):
+        return f"the {ctx.backend.name} backend cannot score prompt tokens"
+    if ctx.renderer is None or ctx.backend.prompt_mode == "chat":
+        return "prompts are rendered by the server (no local tokenizer), so the scored tokens are unknown"
+    return None
+
+
+def run_probe_stage(ctx: "RunContext", options: ProbeOptions) -> None:
+    """Reference + choice probes for the run's model, then (with a base model) the continuation probe."""
+    reason = unsupported_reason(ctx)
+    if reason:
+        if options.required:
+            raise BackendError(f"cannot probe: {reason}")
+        ctx.log(f"probes skipped: {reason} (pass --no-probes to silence this)")
+        return
+    assert ctx.renderer is not None
+    check_settings(ctx, options)
+    stored: dict[str, ProbeResult] = ctx.store.read("probes", ProbeResult)
+    done = {k for k, r in stored.items() if r.status == "ok"}
+    plans = [p for p in plan_probes(ctx.items, ctx.renderer, options.config) if p.key not in done]
+    errors = 0
+    if plans:
+        bar = tqdm(total=len(plans), desc="probe", unit="item", disable=not ctx.options.progress, file=sys.stderr,
+                   dynamic_ncols=True)
+        try:
+            for record in compute_probes(ctx.backend, ctx.renderer, ctx.items, options.config, done=done,
+                                         on_progress=bar.update):
+                ctx.store.append("probes", record)
+                errors += record.status != "ok"
+        except BackendError as e:
+            if options.required:
+                raise
+            ctx.log(f"probes skipped: {e}")
+            return
+        finally:
+            bar.close()
+    if options.base:
+        errors += run_continuation(ctx, options, done)
+    if errors:
+        ctx.log(f"{errors} probe records failed; they are stored as errors and retried on --resume")
+
+
+SETTINGS = "probe_settings.json"
+
+
+def check_settings(ctx: "RunContext", options: ProbeOptions) -> None:
+    """Record the probe settings; refuse to resume a run with different ones (its records would mix)."""
+    from dataclasses import asdict
+
+    from ..modelref import resolve_model
+
+    base = resolve_model(options.base) if options.base else None  # a missing base fails before any work
+    now = {"config": asdict(options.config), "continuation": asdict(options.continuation) if base else None,
+           "base": {"path": base.path, "fingerprint": base.fingerprint} if base else None}
+    now = json.loads(json.dumps(now))  # tuples as lists, as they come back from the file
+    path = ctx.store.path / SETTINGS
+    if path.exists():
+        before = ctx.store.read_json(SETTINGS)
+        changed = [k for k in now if now[k] is not None and before.get(k) not in (None, now[k])]
+        if changed:
+            raise RunError(f"probe settings changed since this run started ({', '.join(changed)}: {before} -> {now}); "
+                           "start a new run (--run-name) to probe with other settings")
+        now = {k: now[k] if now[k] is not None else before.get(k) for k in now}
+    ctx.store.write_json(SETTINGS, now)
+
+
+def _stored_answers(ctx: "RunContext") -> dict[str, str]:
+    """Greedy first-sample answers already generated in this run (reused as the SFT side)."""
+    out: dict[str, str] = {}
+    gens: dict[str, Generation] = ctx.store.read("generations", Generation)
+    for g in gens.values():
+        if g.status == "ok" and g.sample == 0 and g.turn == 0 and g.sampling.greedy:
+            out[g.item_id] = g.answer
+    return out
+
+
+def run_continuation(ctx: "RunContext", options: ProbeOptions, done: set[str]) -> int:
+    """SFT side with the run's backend, then the base side. The base model is loaded next to the SFT model
+    (same backend and options, minus adapters): on one GPU both must fit."""
+    from ..backends import create_backend
+    from ..modelref import resolve_model
+    from ..render import Renderer
+
+    cfg = options.continuation
+    assert ctx.renderer is not None and options.base is not None
+    base_info = resolve_model(options.base)
+    items = cont.selected(ctx.items, cfg)
+    contexts = {it.id: cont.sft_context(it, ctx.renderer) for it in items}
+    keys = {it.id: cont.record_key(it, base_info.fingerprint, contexts[it.id], cfg) for it in items}
+    todo = [it for it in items if keys[it.id] not in done]
+    if not items:
+        ctx.log(f"continuation probe: no knowledge items (task_types {', '.join(cfg.task_types)} or "
+                "meta.continuation_prefix) in this suite")
+        return 0
+    if not todo:
+        return 0
+    ctx.log(f"continuation probe: {len(todo)} items, SFT side")
+    answers = _stored_answers(ctx)
+    sft = cont.run_side(ctx.backend, ctx.renderer,
+                        [(contexts[it.id], str(it.reference), answers.get(it.id)) for it in todo],
+                        cfg.max_new_tokens, cfg.whitespace)
+    ctx.log(f"continuation probe: base model {base_info.name}")
+    # the SFT model's own files and adapters are not the base model's
+    backend_options = {k: v for k, v in ctx.options.backend_options.items()
+                       if k not in ("gguf_file", "tokenizer") and "lora" not in k}
+    with create_backend(ctx.options.backend, model=base_info.path, seed=ctx.options.seed, **backend_options) as base:
+        from transformers import AutoTokenizer
+
+        base_renderer = Renderer(AutoTokenizer.from_pretrained(base_info.path), plain=True)
+        pairs = [cont.base_pair(it, cfg) for it in todo]
+        base_sides = cont.run_side(base, base_renderer, [(p, c, None) for p, c in pairs],
+                                   cfg.max_new_tokens, cfg.whitespace)
+    errors = 0
+    for it, (prefix, _), b, s in zip(todo, pairs, base_sides, sft):
+        record = cont.build_record(it, keys[it.id], prefix, b, s, f"{base_info.name} ({base_info.fingerprint})")
+        ctx.store.append("probes", record)
+        errors += record.status != "ok"
+    return errors
+
+
+def lost_knowledge(records: dict[str, ProbeResult]) -> list[ProbeResult]:
+    """Continuation records where the base knew the reference and the SFT model did not, worst gap first."""
+    lost = [r for r in records.values() if r.kind == "continuation" and r.status == "ok" and r.details.get("lost")]
+    return sorted(lost, key=lambda r: r.details.get("logprob_gap", 0.0))
