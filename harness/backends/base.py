@@ -103,6 +103,10 @@ class Backend(ABC):
         """What the backend will really apply (recorded in the manifest); never includes secrets."""
         return self.options.model_dump(mode="json")
 
+    def usage(self) -> dict[str, Any]:
+        """Token/cost totals of this session (API backends); added to manifest.usage across resumed sessions."""
+        return {}
+
     def close(self) -> None:
         """Release GPU memory, worker processes, HTTP clients."""
 

@@ -20,6 +20,8 @@ class HFOptions(BackendOptions):
     batch_size: int = 8
     trust_remote_code: bool = False
     gguf_file: Optional[str] = None
+    score_batch_tokens: int = 8192  #: log-prob scoring: tokens per forward (padded rows x width)
+    score_batch_rows: int = 256  #: log-prob scoring: at most this many sequences per forward
 
 
 class _StepClock(LogitsProcessor):
@@ -73,6 +75,7 @@ class HFBackend(Backend):
             self.pad_id = self.tokenizer.eos_token_id if self.tokenizer.eos_token_id is not None else 0
         self.eos_ids = _eos_ids(self.model.generation_config, self.tokenizer)
         self.checkpoint_generation_config = self.model.generation_config.to_diff_dict()
+        self._scorer: Any = None
 
     # -- generation --------------------------------------------------------------------
     def generate(self, requests: list[GenRequest]) -> Iterator[GenResult]:
@@ -141,38 +144,15 @@ class HFBackend(Backend):
         return results
 
     # -- log-probs ----------------------------------------------------------------------
-    @torch.inference_mode()
     def logprobs(self, requests: list[LogprobRequest]) -> Iterator[LogprobResult]:
-        order = sorted(requests, key=lambda r: -(len(r.context_ids) + len(r.continuation_ids)))
-        for batch in batched(order, self.options.batch_size):
-            try:
-                yield from self._score_batch(batch)
-            except RuntimeError as e:
-                for r in batch:
-                    yield LogprobResult(key=r.key, error=f"{type(e).__name__}: {e}")
+        """Teacher-forced log-probs; planning, batching and exactness notes in :mod:`.hf_scoring`."""
+        if self._scorer is None:
+            from .hf_scoring import TeacherForcedScorer
 
-    def _score_batch(self, batch: list[LogprobRequest]) -> list[LogprobResult]:
-        seqs = [r.context_ids + r.continuation_ids for r in batch]
-        width = max(len(s) for s in seqs)
-        ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for i, s in enumerate(seqs):  # right padding: positions are then the same as unpadded
-            ids[i, : len(s)] = torch.tensor(s, dtype=torch.long)
-            mask[i, : len(s)] = 1
-        logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
-        logp = torch.log_softmax(logits.float(), dim=-1)
-        results = []
-        for i, r in enumerate(batch):
-            if not r.context_ids:
-                results.append(LogprobResult(key=r.key, error="empty context: the first token has no prediction"))
-                continue
-            start, end = len(r.context_ids), len(seqs[i])
-            targets = torch.tensor(r.continuation_ids, device=logp.device)
-            rows = logp[i, start - 1 : end - 1]
-            token_lp = rows.gather(1, targets[:, None]).squeeze(1)
-            greedy = rows.argmax(dim=-1) == targets
-            results.append(LogprobResult(key=r.key, token_logprobs=token_lp.tolist(), greedy=greedy.tolist()))
-        return results
+            o = self.options
+            self._scorer = TeacherForcedScorer(self.model, self.pad_id, self.device, o.score_batch_tokens,
+                                               o.score_batch_rows)
+        yield from self._scorer.score(requests)
 
     def effective_settings(self) -> dict[str, Any]:
         s = super().effective_settings()
