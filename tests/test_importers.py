@@ -16,7 +16,8 @@ from harness.suite import SuiteError, load_suite
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data" / "importers"
-MT_BENCH = REPO.parent / "shared" / "data" / "mt_bench"
+# The real MT-Bench files (FastChat, Apache-2.0; see their NOTICE.md), copied unchanged so the test never skips.
+MT_BENCH = REPO / "tests" / "data" / "mt_bench"
 
 
 def sfteval(*args: str) -> subprocess.CompletedProcess:
@@ -42,10 +43,8 @@ def test_registry_has_every_format() -> None:
 
 
 # -- MT-Bench, on the real FastChat files ------------------------------------------------------------------
-needs_mt_bench = pytest.mark.skipif(not (MT_BENCH / "question.jsonl").exists(), reason="../shared/data/mt_bench missing")
 
 
-@needs_mt_bench
 def test_mt_bench_real_files(tmp_path: Path) -> None:
     s = import_suite("mt-bench", MT_BENCH, tmp_path / "mt-bench")
     assert len(s.items) == 80
@@ -73,7 +72,6 @@ def test_mt_bench_real_files(tmp_path: Path) -> None:
     assert "reference_answer_gpt-4.jsonl" in readme
 
 
-@needs_mt_bench
 def test_mt_bench_question_file_with_explicit_references(tmp_path: Path) -> None:
     s = import_suite("mt-bench", MT_BENCH / "question.jsonl", tmp_path / "a",
                      ImportOptions(references=MT_BENCH / "reference_answer_gpt-4.jsonl", id_prefix="q"))
