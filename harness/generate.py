@@ -14,7 +14,7 @@ from typing import Callable, Iterable, Optional
 
 from tqdm import tqdm
 
-from .backends.base import Backend, GenRequest
+from .backends.base import Backend, GenRequest, GenResult
 from .models import Generation, Item, Message, SamplingParams
 from .render import Renderer
 from .store import RunStore, content_key
@@ -43,6 +43,15 @@ def split_think(text: str, markers: Optional[ThinkMarkers]) -> tuple[str, Option
     if m:
         return "", m.group(1).strip(), True
     return text, None, False
+
+
+def with_reasoning(result: GenResult, markers: Optional[ThinkMarkers]) -> str:
+    """The whole output: a reasoning part the server returned apart goes in front, between the configured
+    markers, so it is split off (or, with --keep-think, scored) exactly like an inline think block."""
+    if not result.reasoning:
+        return result.text
+    m = markers or ThinkMarkers()
+    return f"{m.open}{result.reasoning}{m.close}{result.text}"
 
 
 def sampling_for(suite: Suite, item: Item, sample: int, seed: int, overrides: dict) -> SamplingParams:
@@ -132,11 +141,12 @@ class GenerateStage:
         try:
             for result in self.backend.generate([p[0] for p in pending]):
                 req, item, sample = by_key.pop(result.key)
-                answer, think, unclosed = split_think(result.text, self.think)
+                output = with_reasoning(result, self.think)
+                answer, think, unclosed = split_think(output, self.think)
                 gen = Generation(
                     key=req.key, item_id=item.id, task_type=item.task_type, sample=sample, turn=turn,
                     prompt=req.prompt, prompt_messages=req.messages, prompt_tokens=result.prompt_tokens,
-                    output=result.text, answer=answer, think=think, think_unclosed=unclosed,
+                    output=output, answer=answer, think=think, think_unclosed=unclosed,
                     completion_tokens=result.completion_tokens, finish_reason=result.finish_reason,
                     timing=result.timing, sampling=req.sampling, status="ok" if result.ok else "error",
                     error=result.error, attempts=result.attempts,

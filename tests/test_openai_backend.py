@@ -207,6 +207,24 @@ def test_every_sampling_parameter_is_sent_and_recorded(serve) -> None:
                                           "stop": ["###"], "top_k": -1}]
 
 
+def test_generation_config_defaults_a_server_would_apply_are_recorded_and_warned(
+        serve, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    srv = serve()
+    (tmp_path / "generation_config.json").write_text(json.dumps(
+        {"temperature": 0.7, "top_k": 20, "repetition_penalty": 1.05, "min_p": 0.0}))
+    with backend(srv, tokenizer=str(tmp_path)) as b:
+        settings = b.effective_settings()
+    # temperature is always sent and min_p is neutral: only the two that change answers are listed
+    assert settings["server_default_sampling"] == {"top_k": 20, "repetition_penalty": 1.05}
+    err = capsys.readouterr().err
+    assert "repetition_penalty" in err and "extra_body='{top_k: -1, repetition_penalty: 1.0}'" in err
+    with backend(srv, tokenizer=str(tmp_path), extra_body={"top_k": -1, "repetition_penalty": 1.0}) as b:
+        assert b.effective_settings()["server_default_sampling"] == {}  # sent explicitly: nothing left over
+    assert "warning" not in capsys.readouterr().err
+
+
 # -- routing: rendered prompt vs chat ------------------------------------------------------------
 
 
@@ -255,7 +273,19 @@ def test_reasoning_returned_separately_is_kept_in_think_markers(serve) -> None:
     srv = serve(lambda req: Answer("Paris.", reasoning="capital of France"))
     for stream in (True, False):
         res = run(srv, [gen("q")], api="chat", stream=stream)["q"]
-        assert res.text == "<think>capital of France</think>Paris."
+        assert (res.text, res.reasoning) == ("Paris.", "capital of France")
+
+
+@pytest.mark.parametrize("markers", [None, ("<reasoning>", "</reasoning>")])
+def test_separate_reasoning_is_split_off_with_the_configured_markers(markers: Any) -> None:
+    from harness.generate import ThinkMarkers, split_think, with_reasoning
+
+    think = ThinkMarkers(*markers) if markers else ThinkMarkers()
+    result = GenResult(key="k", text="Paris.", reasoning="capital of France")
+    output = with_reasoning(result, think)
+    assert split_think(output, think) == ("Paris.", "capital of France", False)
+    assert with_reasoning(result, None) == "<think>capital of France</think>Paris."  # --keep-think: all scored
+    assert with_reasoning(GenResult(key="k", text="Paris."), think) == "Paris."
 
 
 def test_usage_and_cost_are_summed(serve) -> None:

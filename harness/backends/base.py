@@ -50,6 +50,7 @@ class GenResult:
     error: Optional[str] = None
     attempts: int = 1
     usage: dict[str, Any] = field(default_factory=dict)
+    reasoning: Optional[str] = None  #: a reasoning part the server returned apart from ``text``
 
     @property
     def ok(self) -> bool:

@@ -67,6 +67,31 @@ class Totals:
     scoring_requests: int = 0
 
 
+#: Sampling fields a vLLM server fills from the checkpoint's generation_config.json when a request leaves them
+#: out (the OpenAI API has no such fields, so they are not sent by default), and their neutral values.
+SERVER_FILLED_NEUTRAL: dict[str, Any] = {"top_k": (0, -1), "min_p": (0, 0.0), "repetition_penalty": (1, 1.0),
+                                         "presence_penalty": (0, 0.0), "frequency_penalty": (0, 0.0)}
+
+
+def server_default_sampling(folder: Optional[str], sent: dict[str, Any]) -> dict[str, Any]:
+    """Non-neutral values of the checkpoint's generation_config.json that a server applies to unsent fields.
+
+    vLLM serves with ``--generation-config auto``: a Qwen-style ``repetition_penalty: 1.05`` then changes
+    greedy answers, although temperature and top_p are sent. Recording it (and warning) makes that visible;
+    ``-o extra_body='{repetition_penalty: 1.0}'`` neutralises it."""
+    if not folder:
+        return {}
+    path = Path(folder) / "generation_config.json"
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(config, dict):
+        return {}
+    return {k: config[k] for k, neutral in SERVER_FILLED_NEUTRAL.items()
+            if k in config and k not in sent and config[k] is not None and config[k] not in neutral}
+
+
 def _redact_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.password or parts.username:
@@ -104,6 +129,13 @@ class OpenAIBackend(Backend):
         self.retry = RetryPolicy(options.max_retries, options.backoff_base, options.backoff_max,
                                  options.max_retry_after)
         self.totals = Totals()
+        local = options.tokenizer or (options.model if Path(options.model).is_dir() else None)
+        self.server_defaults = server_default_sampling(local, options.extra_body)
+        if self.server_defaults:
+            fixes = ", ".join(f"{k}: {SERVER_FILLED_NEUTRAL[k][1]}" for k in self.server_defaults)
+            print(f"sfteval: warning: the checkpoint's generation_config.json sets {self.server_defaults}; a vLLM "
+                  f"server applies these to every request (fields the OpenAI API does not send). To turn them "
+                  f"off: -o extra_body='{{{fixes}}}'", file=sys.stderr)
         self._sent: dict[str, dict[str, Any]] = {}
         self._ok_seen = False
         self._lp_max_tokens = 0
@@ -274,7 +306,7 @@ class OpenAIBackend(Backend):
         pt = got.prompt_tokens if got.prompt_tokens is not None else (len(req.prompt_ids) if req.prompt_ids else None)
         cost = self._account(pt, got.completion_tokens)
         return GenResult(
-            key=req.key, text=got.output(), prompt_tokens=pt, completion_tokens=got.completion_tokens,
+            key=req.key, text=got.text, reasoning=got.reasoning or None, prompt_tokens=pt, completion_tokens=got.completion_tokens,
             finish_reason=got.finish_reason, timing=got.timing(timing["start"], timing["end"]), attempts=attempts,
             usage={"prompt_tokens": pt, "completion_tokens": got.completion_tokens, "cost": cost},
         )
@@ -338,8 +370,11 @@ class OpenAIBackend(Backend):
             base_url=_redact_url(self.base_url), model_name=self.model_name, api=self.api,
             prompt_mode=self.prompt_mode, http_transport=self.transport, api_key_source=self._key_source,
             sampling_sent=list(self._sent.values())[:50],
-            sampling_note="temperature, top_p, max tokens, seed and stop are sent with every request, so "
-                          "no server or generation_config.json default applies to them",
+            sampling_note="temperature, top_p, max tokens, seed and stop (and extra_body) are sent with every "
+                          "request, so no server or generation_config.json default applies to them; "
+                          "server_default_sampling lists the checkpoint's values a vLLM server applies to "
+                          "the fields not sent",
+            server_default_sampling=self.server_defaults,
         )
         if self._lp_notes:
             s["logprobs_notes"] = sorted(set(self._lp_notes))

@@ -48,12 +48,6 @@ class Collected:
         per_token = (self.last - self.first) / (x - 1) if x > 1 and self.last is not None else None
         return Timing(ttft_s=self.first - start, per_token_s=per_token, total_s=end - start)
 
-    def output(self, open_marker: str = "<think>", close_marker: str = "</think>") -> str:
-        """The answer; a reasoning part the server split off goes back in front, between think markers."""
-        if self.reasoning:
-            return f"{open_marker}{self.reasoning}{close_marker}{self.text}"
-        return self.text
-
 
 def _choices(data: Any) -> list[Any]:
     if not isinstance(data, dict):
