@@ -16,6 +16,18 @@ Role = Literal["system", "user", "assistant"]
 Status = Literal["ok", "unparsed", "error"]
 
 
+class FieldError(ValueError):
+    """A cross-field check that belongs to one field: carries its path so the error can name it.
+
+    Pydantic gives model-level checks an empty location; the suite loader reads ``field`` from
+    this error instead, so every problem still reads ``FILE:LINE: field 'x': ...``.
+    """
+
+    def __init__(self, field: str, message: str):
+        self.field, self.message = field, message
+        super().__init__(f"field '{field}': {message}")
+
+
 class _Strict(BaseModel):
     """Base for input models: unknown fields are an error, not silently ignored."""
 
@@ -110,33 +122,36 @@ class Item(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> "Item":
-        if (self.prompt is None) == (self.messages is None):
-            raise ValueError("exactly one of 'prompt' or 'messages' is required")
+        if self.prompt is None and self.messages is None:
+            raise FieldError("prompt", "exactly one of 'prompt' or 'messages' is required")
+        if self.prompt is not None and self.messages is not None:
+            raise FieldError("messages", "exactly one of 'prompt' or 'messages' is allowed, not both")
         if self.prompt is not None and not self.prompt.strip():
-            raise ValueError("'prompt' must not be empty")
+            raise FieldError("prompt", "must not be empty")
         if self.messages is not None:
             _check_turns(self.messages)
         if isinstance(self.reference, str) and not self.reference.strip():
-            raise ValueError("'reference' must not be empty (omit it instead)")
+            raise FieldError("reference", "must not be empty (omit it instead)")
         if isinstance(self.reference, list):
             n = self.n_answer_turns
             if len(self.reference) != n:
-                raise ValueError(f"'reference' has {len(self.reference)} entries but the item has {n} answered turns")
+                raise FieldError("reference", f"has {len(self.reference)} entries but the item has {n} answered turns")
         if self.choices is not None:
             if len(self.choices) < 2:
-                raise ValueError("'choices' needs at least two entries")
-            if len(set(self.choices)) != len(self.choices):
-                raise ValueError("'choices' has duplicate entries")
+                raise FieldError("choices", "needs at least two entries")
+            dups = sorted({c for c in self.choices if self.choices.count(c) > 1})
+            if dups:
+                raise FieldError("choices", f"has duplicate entries {dups!r}")
             if self.label is None:
-                raise ValueError("'choices' needs a 'label'")
+                raise FieldError("label", "is required when 'choices' is given")
             if isinstance(self.label, int) and not isinstance(self.label, bool):
                 if not 0 <= self.label < len(self.choices):
-                    raise ValueError(f"'label' index {self.label} is out of range for {len(self.choices)} choices")
+                    raise FieldError("label", f"index {self.label} is out of range for {len(self.choices)} choices")
                 self.label = self.choices[self.label]
             elif self.label not in self.choices:
-                raise ValueError(f"'label' {self.label!r} is not among the choices {self.choices!r}")
+                raise FieldError("label", f"{self.label!r} is not among the choices {self.choices!r}")
         elif self.label is not None:
-            raise ValueError("'label' given without 'choices'")
+            raise FieldError("label", "given without 'choices'")
         return self
 
     # -- derived views -------------------------------------------------------------
@@ -173,21 +188,22 @@ class Item(_Strict):
 
 def _check_turns(messages: list[Message]) -> None:
     if not messages:
-        raise ValueError("'messages' must not be empty")
-    body = messages
-    if messages[0].role == "system":
-        body = messages[1:]
-    if any(m.role == "system" for m in body):
-        raise ValueError("a 'system' message may only come first")
+        raise FieldError("messages", "must not be empty")
+    start = 1 if messages[0].role == "system" else 0
+    body = list(enumerate(messages))[start:]
+    for i, m in body:
+        if m.role == "system":
+            raise FieldError(f"messages.{i}.role", "a 'system' message may only come first")
     if not body:
-        raise ValueError("'messages' needs at least one user turn")
-    if body[0].role != "user":
-        raise ValueError("the first non-system turn must be 'user'")
-    if body[-1].role != "user":
-        raise ValueError("'messages' must end with a user turn")
-    for a, b in zip(body, body[1:]):
+        raise FieldError("messages", "needs at least one user turn")
+    first, last = body[0], body[-1]
+    if first[1].role != "user":
+        raise FieldError(f"messages.{first[0]}.role", f"the first non-system turn must be 'user', got {first[1].role!r}")
+    for (_, a), (i, b) in zip(body, body[1:]):
         if a.role == "assistant" and b.role == "assistant":
-            raise ValueError("two assistant turns in a row")
+            raise FieldError(f"messages.{i}.role", "two assistant turns in a row")
+    if last[1].role != "user":
+        raise FieldError(f"messages.{last[0]}.role", f"'messages' must end with a user turn, got {last[1].role!r}")
 
 
 class TaskTypeSettings(_Strict):

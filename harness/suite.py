@@ -16,7 +16,7 @@ from typing import Any, Iterator, Optional
 import yaml
 from pydantic import ValidationError
 
-from .models import DEFAULT_SETTINGS, Item, SuiteConfig, TaskTypeSettings
+from .models import DEFAULT_SETTINGS, FieldError, Item, SuiteConfig, TaskTypeSettings
 
 ITEM_SUFFIXES = (".jsonl", ".yaml", ".yml", ".parquet", ".json")
 SUITE_CONFIG = "suite.yaml"
@@ -135,16 +135,61 @@ def _read_jsonl(path: Path) -> Iterator[tuple[Optional[int], Any]]:
 
 
 def _read_json(path: Path) -> Iterator[tuple[Optional[int], Any]]:
+    text = _read_text(path)
     try:
-        data = json.loads(_read_text(path))
+        data = json.loads(text)
     except json.JSONDecodeError as e:
         raise SuiteError(path, f"invalid JSON: {e.msg}", line=e.lineno) from None
     if isinstance(data, dict) and "items" in data:
         data = data["items"]
     if not isinstance(data, list):
         raise SuiteError(path, "expected a list of items (or an object with an 'items' list)")
-    for rec in data:
-        yield None, rec  # a JSON array has no per-item line; errors name the item id instead
+    yield from zip(_json_element_lines(text), data)
+
+
+_JSON_WS = " \t\n\r"
+
+
+def _json_element_lines(text: str) -> list[int]:
+    """Line on which each element of the item array starts (the text is already known to be valid JSON).
+
+    ``json`` keeps no positions, so this walks the top level with ``raw_decode``: the array itself, or the
+    value of the last ``"items"`` key of a top-level object, the one ``json.loads`` keeps.
+    """
+    decoder = json.JSONDecoder()
+
+    def skip(i: int) -> int:
+        while i < len(text) and text[i] in _JSON_WS:
+            i += 1
+        return i
+
+    pos = skip(0)
+    if text[pos] == "{":
+        items_at, pos = None, skip(pos + 1)
+        while text[pos] != "}":
+            key, pos = decoder.raw_decode(text, pos)
+            pos = skip(skip(pos) + 1)  # past ':'
+            if key == "items":
+                items_at = pos
+            _, pos = decoder.raw_decode(text, pos)
+            pos = skip(pos)
+            if text[pos] == ",":
+                pos = skip(pos + 1)
+        pos = items_at if items_at is not None else pos
+    starts: list[int] = []
+    pos = skip(pos + 1)  # past '['
+    while text[pos] != "]":
+        starts.append(pos)
+        _, pos = decoder.raw_decode(text, pos)
+        pos = skip(pos)
+        if text[pos] == ",":
+            pos = skip(pos + 1)
+    lines, line, last = [], 1, 0
+    for start in starts:
+        line += text.count("\n", last, start)
+        lines.append(line)
+        last = start
+    return lines
 
 
 def _read_yaml(path: Path) -> Iterator[tuple[Optional[int], Any]]:
@@ -198,17 +243,27 @@ READERS = {".jsonl": _read_jsonl, ".json": _read_json, ".yaml": _read_yaml, ".ym
 # ---------------------------------------------------------------------------------------
 
 
-def _validation_error(path: Path, line: Optional[int], err: ValidationError, record: Any) -> SuiteError:
+def _describe(err: ValidationError) -> tuple[list[str], str]:
+    """Field path and message of the first problem pydantic found."""
     first = err.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"])
+    parts = [str(p) for p in first["loc"]]
     msg = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "missing":
+    cause = (first.get("ctx") or {}).get("error")
+    if isinstance(cause, FieldError):  # a cross-field check: pydantic leaves loc empty, the error knows its field
+        parts.append(cause.field)
+        msg = cause.message
+    elif first["type"] == "missing":
         msg = "is required"
     elif first["type"] == "extra_forbidden":
         msg = "is not a known field"
-    if not loc and isinstance(record, dict) and "id" in record:
+    return parts, msg
+
+
+def _validation_error(path: Path, line: Optional[int], err: ValidationError, record: Any) -> SuiteError:
+    parts, msg = _describe(err)
+    if line is None and isinstance(record, dict) and "id" in record:
         msg = f"{msg} (item {record.get('id')!r})"
-    return SuiteError(path, msg, line=line, field=loc or None)
+    return SuiteError(path, msg, line=line, field=".".join(parts) or None)
 
 
 def load_items_file(path: Path) -> list[tuple[Item, int | None]]:
@@ -236,9 +291,52 @@ def load_suite_config(path: Path) -> SuiteConfig:
     if not isinstance(data, dict):
         raise SuiteError(path, "expected a mapping")
     try:
-        return SuiteConfig.model_validate(data)
+        config = SuiteConfig.model_validate(data)
     except ValidationError as e:
-        raise _validation_error(path, None, e, data) from None
+        parts, msg = _describe(e)
+        raise _config_error(path, msg, parts) from None
+    _check_rules(path, config)
+    return config
+
+
+def _check_rules(path: Path, config: SuiteConfig) -> None:
+    """Reject unknown rule names now, not after every answer has been generated."""
+    from judges.rules import RULES  # a plain registry: no model or backend imports
+
+    layers = [(["defaults"], config.defaults)] + [(["task_types", tt], s) for tt, s in config.task_types.items()]
+    for where, settings in layers:
+        for i, name in enumerate(settings.rules or []):
+            if name not in RULES:
+                raise _config_error(
+                    path, f"unknown rule {name!r} (known: {', '.join(sorted(RULES))})", [*where, "rules"], index=i
+                )
+
+
+def _config_error(path: Path, message: str, parts: list[str], index: Optional[int] = None) -> SuiteError:
+    """A suite.yaml error at the line of ``parts`` (or of its ``index``-th entry), as far as that line exists."""
+    return SuiteError(path, message, line=_yaml_line(path, [*parts, *([] if index is None else [str(index)])]),
+                      field=".".join(parts) or None)
+
+
+def _yaml_line(path: Path, parts: list[str]) -> Optional[int]:
+    """Line of the deepest node along a field path in a YAML mapping (errors only, so reading again is fine)."""
+    try:
+        node = yaml.compose(_read_text(path))
+    except (yaml.YAMLError, SuiteError):
+        return None
+    line = None
+    for part in parts:
+        if isinstance(node, yaml.MappingNode):
+            hit = next(((k, v) for k, v in reversed(node.value) if str(k.value) == part), None)
+            if hit is None:
+                break
+            line, node = hit[0].start_mark.line + 1, hit[1]
+        elif isinstance(node, yaml.SequenceNode) and part.isdigit() and int(part) < len(node.value):
+            node = node.value[int(part)]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
 
 
 def load_suite(spec: str | Path) -> Suite:
@@ -253,7 +351,7 @@ def load_suite(spec: str | Path) -> Suite:
             files = [path / f for f in config.files]
             for f in files:
                 if not f.exists():
-                    raise SuiteError(cfg_path, f"lists '{f.name}', which does not exist", field="files")
+                    raise _config_error(cfg_path, f"lists '{f.name}', which does not exist", ["files"], index=files.index(f))
         else:
             files = sorted(
                 p for p in path.iterdir()
@@ -277,9 +375,9 @@ def load_suite(spec: str | Path) -> Suite:
             items.append(item)
     if not items:
         raise SuiteError(path, "suite has no items")
+    known = {lvl for it in items for lvl in it.task_type_levels}
     for tt in config.task_types:
-        known = {lvl for it in items for lvl in it.task_type_levels}
         if tt not in known:
-            raise SuiteError(path / SUITE_CONFIG, f"settings for unknown task_type {tt!r}", field=f"task_types.{tt}")
+            raise _config_error(path / SUITE_CONFIG, f"settings for unknown task_type {tt!r}", ["task_types", tt])
     name = config.name or (path.name if path.is_dir() else path.stem)
     return Suite(name=name, version=config.version, path=path, items=items, config=config, sources=sources)

@@ -40,18 +40,33 @@ def test_loads_jsonl_with_both_forms(tmp_path: Path) -> None:
     assert len(suite.content_hash) == 64
 
 
+U, A, SYS = ({"role": r, "content": "x"} for r in ("user", "assistant", "system"))
+
+
 @pytest.mark.parametrize(
-    "record, line_field, fragment",
+    "record, field, fragment",
     [
         ({"task_type": "x", "prompt": "p"}, "id", "is required"),
         ({"id": "", "task_type": "x", "prompt": "p"}, "id", "must not be empty"),
         ({"id": "b", "task_type": "a/b/c", "prompt": "p"}, "task_type", "one or two"),
-        ({"id": "b", "task_type": "x"}, None, "exactly one of 'prompt' or 'messages'"),
-        ({"id": "b", "task_type": "x", "prompt": "  "}, None, "'prompt' must not be empty"),
+        ({"id": "b", "task_type": "x"}, "prompt", "exactly one of 'prompt' or 'messages' is required"),
+        ({"id": "b", "task_type": "x", "prompt": "p", "messages": [U]}, "messages", "not both"),
+        ({"id": "b", "task_type": "x", "prompt": "  "}, "prompt", "must not be empty"),
+        ({"id": "b", "task_type": "x", "messages": []}, "messages", "must not be empty"),
+        ({"id": "b", "task_type": "x", "messages": [SYS]}, "messages", "at least one user turn"),
         ({"id": "b", "task_type": "x", "messages": [{"role": "bot", "content": "hi"}]}, "messages.0.role", "'system', 'user' or 'assistant'"),
-        ({"id": "b", "task_type": "x", "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}, None, "must end with a user turn"),
-        ({"id": "b", "task_type": "x", "prompt": "p", "choices": ["a", "b"], "label": "c"}, None, "not among the choices"),
-        ({"id": "b", "task_type": "x", "prompt": "p", "choices": ["a", "b"], "label": 5}, None, "out of range"),
+        ({"id": "b", "task_type": "x", "messages": [U, A]}, "messages.1.role", "must end with a user turn"),
+        ({"id": "b", "task_type": "x", "messages": [SYS, A, U]}, "messages.1.role", "first non-system turn must be 'user'"),
+        ({"id": "b", "task_type": "x", "messages": [U, SYS, U]}, "messages.1.role", "may only come first"),
+        ({"id": "b", "task_type": "x", "messages": [U, A, A, U]}, "messages.2.role", "two assistant turns in a row"),
+        ({"id": "b", "task_type": "x", "messages": [U, {"role": "user", "content": " "}]}, "messages.1.content", "must not be empty"),
+        ({"id": "b", "task_type": "x", "prompt": "p", "reference": " "}, "reference", "must not be empty"),
+        ({"id": "b", "task_type": "x", "prompt": "p", "choices": ["a", "b"], "label": "c"}, "label", "'c' is not among the choices ['a', 'b']"),
+        ({"id": "b", "task_type": "x", "prompt": "p", "choices": ["a", "b"], "label": 5}, "label", "out of range"),
+        ({"id": "b", "task_type": "x", "prompt": "p", "choices": ["a", "b"]}, "label", "is required when 'choices' is given"),
+        ({"id": "b", "task_type": "x", "prompt": "p", "label": "a"}, "label", "given without 'choices'"),
+        ({"id": "b", "task_type": "x", "prompt": "p", "choices": ["a"], "label": "a"}, "choices", "at least two"),
+        ({"id": "b", "task_type": "x", "prompt": "p", "choices": ["a", "b", "a"], "label": "a"}, "choices", "duplicate entries ['a']"),
         ({"id": "b", "task_type": "x", "prompt": 3}, "prompt", "valid string"),
         ({"id": "b", "task_type": "x", "prompt": "p", "tags": "robustness"}, "tags", "valid list"),
         ({"id": "b", "task_type": "x", "prompt": "p", "colour": "red"}, "colour", "not a known field"),
@@ -59,16 +74,12 @@ def test_loads_jsonl_with_both_forms(tmp_path: Path) -> None:
         ({"id": "b", "task_type": "x", "prompt": "p", "checks": {"regex": "("}}, "checks.regex", "invalid regular expression"),
     ],
 )
-def test_field_errors_name_file_line_and_field(tmp_path: Path, record: dict, line_field: str | None, fragment: str) -> None:
+def test_field_errors_name_file_line_and_field(tmp_path: Path, record: dict, field: str, fragment: str) -> None:
     f = write_jsonl(tmp_path / "bad.jsonl", [GOOD, record])
     err = error_of(f)
-    assert err.file == str(f)
-    assert err.line == 2
-    if line_field:
-        assert err.field == line_field
-        assert f"field '{line_field}'" in str(err)
-    assert fragment in str(err)
-    assert str(err).startswith(f"{f}:2: ")
+    assert (err.file, err.line, err.field) == (str(f), 2, field)
+    assert str(err).startswith(f"{f}:2: field '{field}': ")
+    assert fragment in err.message
 
 
 def test_bad_json_line(tmp_path: Path) -> None:
@@ -108,7 +119,25 @@ def test_yaml_items_report_their_line(tmp_path: Path) -> None:
     f = tmp_path / "s.yaml"
     f.write_text("- id: a1\n  task_type: math\n  prompt: '1+1='\n- id: a2\n  task_type: math\n  prompt: ''\n")
     err = error_of(f)
-    assert err.line == 4 and "'prompt' must not be empty" in str(err)
+    assert (err.line, err.field) == (4, "prompt") and "must not be empty" in str(err)
+
+
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_json_array_items_report_the_line_they_start_on(tmp_path: Path, wrapped: bool) -> None:
+    bad = {"id": "b", "task_type": "x", "prompt": "p", "choices": ["a", "b"], "label": "c"}
+    body = "[\n" + json.dumps(GOOD, indent=2) + ",\n\n  " + json.dumps(bad) + "\n]"
+    if wrapped:  # an object with an 'items' list, after other keys whose values span lines
+        body = '{"note": "a [bracket], {brace}\\n",\n "meta": {"items": [1,\n 2]},\n "items": ' + body + "}"
+    f = tmp_path / "s.json"
+    f.write_text(body, encoding="utf-8")
+    lines = body.split("\n")
+    expected = next(n for n, text in enumerate(lines, 1) if '"id": "b"' in text)
+    err = error_of(f)
+    assert (err.line, err.field) == (expected, "label")
+    assert str(err).startswith(f"{f}:{expected}: field 'label': ")
+    f.write_text(body.replace('"label": "c"', '"label": "a"'), encoding="utf-8")
+    good_at = next(n for n, text in enumerate(lines, 1) if '"id": "a1"' in text) - 1  # the '{' above it
+    assert load_suite(f).sources == {"a1": (str(f), good_at), "b": (str(f), expected)}
 
 
 def test_folder_with_suite_yaml_settings(tmp_path: Path) -> None:
@@ -129,9 +158,38 @@ def test_suite_yaml_errors(tmp_path: Path) -> None:
     write_jsonl(tmp_path / "items.jsonl", [GOOD])
     (tmp_path / "suite.yaml").write_text("defaults: {temperature: -1}\n")
     err = error_of(tmp_path)
-    assert err.file.endswith("suite.yaml") and err.field == "defaults.temperature"
-    (tmp_path / "suite.yaml").write_text("task_types:\n  nosuch: {max_new_tokens: 4}\n")
-    assert "unknown task_type 'nosuch'" in str(error_of(tmp_path))
+    assert err.file.endswith("suite.yaml") and (err.line, err.field) == (1, "defaults.temperature")
+    (tmp_path / "suite.yaml").write_text("name: x\ntask_types:\n  nosuch: {max_new_tokens: 4}\n")
+    err = error_of(tmp_path)
+    assert (err.line, err.field) == (3, "task_types.nosuch") and "unknown task_type 'nosuch'" in err.message
+
+
+@pytest.mark.parametrize(
+    "yaml_text, field, line",
+    [
+        ("task_types:\n  math:\n    rules: [exact_match, exakt_match]\n", "task_types.math.rules", 3),
+        ("defaults:\n  rules:\n    - choice\n    - exakt_match\n", "defaults.rules", 4),
+    ],
+)
+def test_unknown_rule_is_rejected_at_load_time(tmp_path: Path, yaml_text: str, field: str, line: int) -> None:
+    from judges.rules import RULES
+
+    write_jsonl(tmp_path / "items.jsonl", [GOOD])
+    (tmp_path / "suite.yaml").write_text(yaml_text)
+    err = error_of(tmp_path)
+    assert err.file == str(tmp_path / "suite.yaml")
+    assert (err.line, err.field) == (line, field)
+    assert "unknown rule 'exakt_match'" in err.message
+    assert all(name in err.message for name in RULES)
+    (tmp_path / "suite.yaml").write_text(yaml_text.replace("exakt_match", "normalized_match"))
+    assert load_suite(tmp_path).settings_for("math/addition").rules is not None
+
+
+def test_suite_yaml_files_entry_names_its_line(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "items.jsonl", [GOOD])
+    (tmp_path / "suite.yaml").write_text("files:\n  - items.jsonl\n  - missing.jsonl\n")
+    err = error_of(tmp_path)
+    assert (err.line, err.field) == (3, "files") and "missing.jsonl" in err.message
 
 
 def test_content_hash_tracks_content_not_order(tmp_path: Path) -> None:
@@ -162,4 +220,5 @@ def test_multi_turn_reference_list_must_match_turns(tmp_path: Path) -> None:
     item = load_suite(ok).items[0]
     assert item.n_answer_turns == 2 and item.final_reference is None
     bad = write_jsonl(tmp_path / "bad.jsonl", [{"id": "m", "task_type": "x", "messages": msgs, "reference": ["A"]}])
-    assert "2 answered turns" in str(error_of(bad))
+    err = error_of(bad)
+    assert err.field == "reference" and "has 1 entries but the item has 2 answered turns" in err.message
