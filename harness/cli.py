@@ -87,6 +87,11 @@ Examples:
   sfteval run --model ./ckpt --suite my.jsonl -o gguf_file=m.gguf  # a backend-specific option
   sfteval run --model ./ckpt --suite my.jsonl --backend vllm --tensor-parallel-size 2
   sfteval run --model ./ckpt --suite my.jsonl --backend openai --base-url http://127.0.0.1:8000/v1
+  sfteval run --model ./ckpt --suite my.jsonl --judge alignbench-zh --judge-model qwen2.5-72b-instruct \
+      --judge-base-url http://gpu1:8000/v1                         # LLM judge: dimensions, usable rate
+  sfteval run --model ./ckpt --suite my.jsonl --temperature 0.7 --max-new-tokens 1024   # override suite.yaml
+  sfteval run --model ./base-ckpt --suite my.jsonl --prompt-format plain --no-probes   # no chat template
+  sfteval run --model ./r1-ckpt --suite my.jsonl --keep-think      # score <think> blocks too
 
 \b
 Output: results/<run>/ holds manifest.json, items.jsonl, generations.jsonl,
@@ -429,7 +434,8 @@ def runs_cmd(out: Path) -> None:
             continue
         try:
             m = store.read_manifest()
-        except (StoreError, ValueError):
+        except (StoreError, ValueError) as e:  # shown, not hidden: a broken run folder needs a look
+            rows.append([path.name, "unreadable", f"{type(e).__name__}: {str(e).splitlines()[0][:60]}", "", "", ""])
             continue
         rows.append([m.run_id, m.status, m.model.name, m.suite_name, m.counts.get("items", ""), m.started_at])
     click.echo(tabulate(rows, headers=["run", "status", "model", "suite", "items", "started"]) if rows else "no runs")
