@@ -3,6 +3,7 @@ codes 0/1/2 through the real CLI on synthetic run folders."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -114,6 +115,59 @@ def test_swap_flip_rate_guard(tmp_path: Path) -> None:
     assert not verdict.passed and any("swap_flip_rate" in r for r in verdict.reasons)
 
 
+def _guard_reasons(diff, **guards) -> list[str]:
+    return [r for r in evaluate(diff, GateConfig(guards=Guards(**guards))).reasons if r.startswith("guard ")]
+
+
+def test_judge_and_generation_error_rate_guards(tmp_path: Path) -> None:
+    """Error rates are checked in both runs against their limit (a rate equal to the limit passes)."""
+    its = items({"chat": 100})
+
+    def run(name: str, n_bad: int, **bad: object) -> RunStore:
+        recs = {it["id"]: Rec(exact=1.0, judge=8, **(bad if i < n_bad else {})) for i, it in enumerate(its)}
+        return write_run(tmp_path, name, its, recs, judged=True)
+
+    clean = run("clean", 0)
+    gen5, gen6 = run("gen5", 5, gen_error=True), run("gen6", 6, gen_error=True)
+    judge6 = run("judge6", 6, judge_status="error")
+    diff = lambda a, b: diff_runs(a, b, log=lambda m: None)  # noqa: E731
+
+    assert diff(clean, gen6).run_b.generation_error_rate == pytest.approx(0.06)
+    assert _guard_reasons(diff(clean, gen5)) == []  # 5.0% is the default limit, and allowed
+    for a, b, side in ((clean, gen6, "candidate gen6"), (gen6, clean, "baseline gen6")):
+        reasons = _guard_reasons(diff(a, b))
+        assert len(reasons) == 1 and f"max_generation_error_rate ({side})" in reasons[0], reasons
+        assert "is 6.0% (> 5.0% allowed)" in reasons[0]
+    assert _guard_reasons(diff(clean, gen6), max_generation_error_rate=0.06) == []
+    assert _guard_reasons(diff(clean, gen6), max_generation_error_rate=None) == []
+
+    judged = diff(clean, judge6)
+    assert judged.run_b.judge_error_rate == pytest.approx(0.06) and judged.run_b.judge_unparsed_rate == 0
+    reasons = _guard_reasons(judged)
+    assert len(reasons) == 1 and "max_judge_error_rate (candidate judge6)" in reasons[0], reasons
+    assert "judge's error rate in candidate judge6 is 6.0%" in reasons[0]
+    assert _guard_reasons(diff(judge6, clean))[0].startswith("guard max_judge_error_rate (baseline judge6)")
+    assert _guard_reasons(judged, max_judge_error_rate=0.1) == []
+    assert _guard_reasons(judged, max_judge_error_rate=None) == []
+    verdict = evaluate(judged, GateConfig())
+    assert {g.name: g.passed for g in verdict.guards if "error" in g.name} == {
+        "max_judge_error_rate (baseline clean)": True, "max_judge_error_rate (candidate judge6)": False,
+        "max_generation_error_rate (baseline clean)": True, "max_generation_error_rate (candidate judge6)": True}
+
+
+def test_example_config_reports_latency_without_gating_it(tmp_path: Path) -> None:
+    """examples/gate.yaml follows the README: a slower candidate is marked worse, but the gate passes."""
+    config = load_config(REPO / "examples" / "gate.yaml")
+    its = items({"chat": 60, "safety/refusal": 20})  # the example requires usable in safety
+    fast = {it["id"]: Rec(exact=1.0, judge=8, ttft=0.05 + 0.001 * (i % 7)) for i, it in enumerate(its)}
+    slow = {k: Rec(exact=1.0, judge=8, ttft=r.ttft * 3) for k, r in fast.items()}
+    a = write_run(tmp_path, "fast", its, fast, judged=True)
+    b = write_run(tmp_path, "slow", its, slow, judged=True)
+    diff = diff_runs(a, b, config, log=lambda m: None)
+    assert diff.cell("overall", "gen:ttft_s")["status"] == "worse"
+    assert evaluate(diff, config).passed
+
+
 def test_required_metrics(runs: Path) -> None:
     v1 = RunStore(runs / "v1")
     diff = diff_runs(v1, v1, log=lambda m: None)
@@ -150,11 +204,44 @@ def test_gate_cli_exit_codes(runs: Path, tmp_path: Path) -> None:
     assert badopt.returncode == 2 and "--min-effect" in badopt.stderr
 
 
+WORKFLOW = REPO / "examples" / "workflows" / "sfteval-pr.yml"
+
+
+def sfteval_calls(script: str) -> list[list[str]]:
+    """Each `sfteval ...` command line of a workflow step's script, split into words (continuations joined)."""
+    import shlex
+
+    calls = []
+    for line in script.replace("\\\n", " ").splitlines():
+        words = shlex.split(line, comments=True)
+        if "sfteval" in words:
+            calls.append(words[words.index("sfteval") + 1:])
+    return calls
+
+
+@pytest.mark.parametrize("suffix", [".json", ".html"])
+def test_gate_report_by_extension_states_the_same_verdict(runs: Path, tmp_path: Path, suffix: str) -> None:
+    out = tmp_path / f"report{suffix}"
+    proc = sfteval("gate", "--baseline", "v1", "--candidate", "v2", "--results", str(runs), "--report", str(out))
+    assert proc.returncode == 1, proc.stderr
+    printed = [line[4:] for line in proc.stdout.splitlines() if line.startswith("  - ")]
+    assert printed and any(r.startswith("regression: knowledge/likes usable") for r in printed)
+    text = out.read_text(encoding="utf-8")
+    if suffix == ".json":
+        data = json.loads(text)
+        assert data["verdict"]["passed"] is False and data["verdict"]["reasons"] == printed
+        assert data["candidate"]["run_id"] == "v2" and data["counts"]["regression"] > 0
+    else:
+        import html
+
+        assert text.startswith("<!DOCTYPE html>") and "<b>FAIL</b>" in text
+        assert all(f"<div class='fail'>{html.escape(r, quote=True)}</div>" in text for r in printed)
+
+
 def test_example_workflow_posts_one_comment_and_fails_through_the_gate() -> None:
     import yaml
 
-    path = REPO / ".github" / "workflows" / "sfteval-pr.yml"
-    flow = yaml.safe_load(path.read_text())
+    flow = yaml.safe_load(WORKFLOW.read_text())
     job = flow["jobs"]["evaluate"]
     assert "self-hosted" in job["runs-on"] and "gpu" in job["runs-on"]
     steps = {s.get("name", s.get("uses")): s for s in job["steps"]}
@@ -168,6 +255,44 @@ def test_example_workflow_posts_one_comment_and_fails_through_the_gate() -> None
     from harness.reporting.markdown import COMMENT_MARKER
 
     assert COMMENT_MARKER == "<!-- sfteval-report -->"
+
+
+def test_example_workflow_works_when_copied_into_a_training_repository() -> None:
+    """It installs sfteval (pinned) rather than the checked-out repository, names nothing that exists only in
+    the sfteval source tree, skips itself unless configured (and for forks), and calls only real options."""
+    import yaml
+
+    import harness
+    from harness.cli import main
+    from harness.suite import list_builtin_suites
+
+    flow = yaml.safe_load(WORKFLOW.read_text())
+    job = flow["jobs"]["evaluate"]
+    assert "vars.SFTEVAL_BASELINE != ''" in job["if"]
+    assert "github.event.pull_request.head.repo.full_name == github.repository" in job["if"]
+    env = job["env"]
+    pinned = f"sfteval[vllm]=={harness.__version__}"
+    assert "vars.SFTEVAL_PIP_SPEC" in env["PIP_SPEC"] and f"'{pinned}'" in env["PIP_SPEC"]
+    assert f"`{pinned}`" in (REPO / "README.md").read_text(encoding="utf-8")  # the documented default
+    assert env["SUITE"] == "${{ vars.SFTEVAL_SUITE || 'general-zh' }}" and "general-zh" in list_builtin_suites()
+    assert env["GATE_CONFIG"] == "${{ vars.SFTEVAL_GATE_CONFIG }}"
+    scripts = [s["run"] for s in job["steps"] if "run" in s]
+    install = next(s for s in scripts if "pip" in s)
+    assert 'install -q "$PIP_SPEC"' in install and "-e" not in install.split()
+    for script in scripts:
+        assert "examples/" not in script and "suites/" not in script, script
+    calls = [c for s in scripts for c in sfteval_calls(s)]
+    assert {c[0] for c in calls} == {"run", "judge", "gate", "diff"}
+    for words in calls:
+        command = main.commands[words[0]]
+        known = {o for p in command.params for o in p.opts}
+        used = {w for w in words[1:] if w.startswith("--")}
+        assert used <= known, f"sfteval {words[0]}: unknown options {used - known}"
+        if words[0] in ("gate", "diff"):
+            assert "${config[@]}" in words  # the optional SFTEVAL_GATE_CONFIG reaches both
+    # sfteval's own pull requests must never queue for a self-hosted GPU runner
+    for own in (REPO / ".github" / "workflows").glob("*.y*ml"):
+        assert "self-hosted" not in own.read_text(), own
 
 
 def test_missing_and_unpaired_items_fail_the_gate(tmp_path: Path) -> None:

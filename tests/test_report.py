@@ -194,3 +194,23 @@ def test_html_of_a_synthetic_diff_renders_every_section() -> None:
     page = diff_html(diff, evaluate(diff, GateConfig()))
     for section in ("Regressions", "Improvements", "Distributions", "Items that got worse", "All cells"):
         assert section in page
+
+
+def test_items_flipped_by_probe_mass_alone(tmp_path: Path) -> None:
+    """No rule, usable or judge change: an item flips when log P(reference) moves by >= 2 nats, ordered by the
+    (clipped) lost mass, and improvements are listed the same way."""
+    its = items({"chat": 12})
+    before = [-1.0, -1.0, -1.0, -1.0, -1.0, -6.0] + [-2.0] * 6
+    after = [-3.0, -4.0, -13.0, -25.0, -2.9, -1.5] + [-2.0] * 6  # drops 2, 3, 12, 24, 1.9; a gain of 4.5
+    a = write_run(tmp_path, "a", its, {it["id"]: Rec(exact=1.0, probe=p) for it, p in zip(its, before)})
+    b = write_run(tmp_path, "b", its, {it["id"]: Rec(exact=1.0, probe=p) for it, p in zip(its, after)})
+    diff = diff_runs(a, b, log=lambda m: None)
+    ids = [it["id"] for it in its]
+    assert (diff.n_worse, diff.n_better) == (4, 1)  # a 1.9-nat drop is not a flip
+    assert [f.item_id for f in diff.worse] == [ids[2], ids[3], ids[1], ids[0]]  # 12 and 24 nats both clip to 1
+    assert [f.severity for f in diff.worse] == pytest.approx([1.0, 1.0, 0.3, 0.2])
+    assert diff.worse[3].reasons == ["log P(ref) -1.00 → -3.00 (-2.00 nats)"]
+    assert [f.item_id for f in diff.better] == [ids[5]] and diff.better[0].severity == pytest.approx(-0.45)
+    assert diff.worse[0].detail["b"]["answer"] == "an answer"  # the texts come with probe-only flips too
+    md = diff_markdown(diff, evaluate(diff, GateConfig()))
+    assert "Items that got worse" in md and "log P(ref) -1.00 → -13.00 (-12.00 nats)" in md
