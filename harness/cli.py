@@ -144,6 +144,8 @@ judgments.jsonl, summary.json (per task_type metrics) and report.md.
 @click.option("--temperature", type=click.FloatRange(0), help="Override every task_type's temperature (0 = greedy).")
 @click.option("--prompt-format", type=click.Choice(["chat", "plain"]), default="chat", show_default=True,
               help="chat: apply the tokenizer's chat template; plain: raw user text (base models).")
+@click.option("--chat-template", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
+              help="A Jinja chat template file used instead of the tokenizer's (recorded in the manifest).")
 @click.option("--strip-think/--keep-think", default=True, show_default=True,
               help="Remove <think>...</think> before scoring (kept in the record).")
 @click.option("--think-markers", default="<think>,</think>", show_default=True, metavar="OPEN,CLOSE",
@@ -157,11 +159,11 @@ judgments.jsonl, summary.json (per task_type metrics) and report.md.
 def run(model: str, suite: str, backend: str, backend_option: tuple[str, ...], tokenizer: Optional[str],
         device: Optional[str], dtype: Optional[str], batch_size: Optional[int], out: Path, run_name: Optional[str],
         resume: Optional[str], limit: Optional[int], seed: int, max_new_tokens: Optional[int],
-        temperature: Optional[float], prompt_format: str, strip_think: bool, think_markers: str, quiet: bool,
-        probes: bool, base_url: Optional[str], api_key_env: Optional[str], concurrency: Optional[int],
-        max_retries: Optional[int], request_timeout: Optional[float], tensor_parallel_size: Optional[int],
-        max_model_len: Optional[int], gpu_memory_utilization: Optional[float], lora_path: Optional[str],
-        **judge_values: Any) -> None:
+        temperature: Optional[float], prompt_format: str, chat_template: Optional[str], strip_think: bool,
+        think_markers: str, quiet: bool, probes: bool, base_url: Optional[str], api_key_env: Optional[str],
+        concurrency: Optional[int], max_retries: Optional[int], request_timeout: Optional[float],
+        tensor_parallel_size: Optional[int], max_model_len: Optional[int], gpu_memory_utilization: Optional[float],
+        lora_path: Optional[str], **judge_values: Any) -> None:
     """Evaluate one checkpoint on a suite: generate, score, aggregate per task_type.
 
     The suite is validated before any model is loaded. The chat template is
@@ -190,7 +192,8 @@ def run(model: str, suite: str, backend: str, backend_option: tuple[str, ...], t
         think = ThinkMarkers(open_marker, close_marker)
     opts = RunOptions(
         model=model, suite=suite, backend=backend, backend_options=options, tokenizer=tokenizer, out=out,
-        run_name=run_name, resume=resume, seed=seed, limit=limit, prompt_format=prompt_format, think=think,
+        run_name=run_name, resume=resume, seed=seed, limit=limit, prompt_format=prompt_format,
+        chat_template=chat_template, think=think,
         overrides={"max_new_tokens": max_new_tokens, "temperature": temperature}, progress=not quiet,
         command=["sfteval"] + sys.argv[1:], judge=spec_from_options(judge_values, progress=not quiet),
         probes=ProbeOptions() if probes else None,

@@ -332,6 +332,24 @@ class ModelInfo(BaseModel):
     chat_template_hash: Optional[str] = None
 
 
+class RunSettings(BaseModel):
+    """The run options that decide which records a run holds; ``--resume`` must repeat them exactly.
+
+    Generation keys include the sampling settings and ``items.jsonl`` is written once, so a resume with
+    another value would store records next to the old ones instead of finishing the run.
+    """
+
+    seed: int = 0
+    limit: Optional[int] = None
+    prompt_format: Literal["chat", "plain"] = "chat"
+    think_markers: Optional[tuple[str, str]] = None  #: None: --keep-think
+    temperature: Optional[float] = None  #: --temperature (None: the suite's per task_type values)
+    max_new_tokens: Optional[int] = None  #: --max-new-tokens (None: the suite's per task_type values)
+    tokenizer: Optional[str] = None
+    chat_template_file: Optional[str] = None  #: --chat-template (its content is checked by the template hash)
+    generate: bool = True  #: False for `sfteval probe`: the generation settings above were not used
+
+
 class RunManifest(BaseModel):
     schema_version: int = SCHEMA_VERSION
     run_id: str
@@ -349,7 +367,8 @@ class RunManifest(BaseModel):
     suite_hash: str
     suite_path: str
     seed: int = 0
-    sampling_defaults: dict[str, Any] = Field(default_factory=dict)
+    sampling_defaults: dict[str, Any] = Field(default_factory=dict)  #: suite defaults with the command-line overrides
+    settings: Optional[RunSettings] = None  #: None in runs written before run settings were recorded
     judge: Optional[dict[str, Any]] = None
     started_at: str
     finished_at: Optional[str] = None

@@ -138,7 +138,8 @@ class ModelIdentity:
 
     @property
     def families(self) -> set[str]:
-        return families_in(" ".join(self.names))
+        """Families named anywhere: the names, and config.json's model_type ('qwen2' -> qwen)."""
+        return families_in(" ".join([*self.names, self.model_type or ""]))
 
     @property
     def architecture(self) -> Optional[str]:
@@ -151,7 +152,8 @@ def families_in(text: str) -> set[str]:
 
 
 def identify_model(label: str, name: Optional[str] = None, path: Optional[str] = None) -> ModelIdentity:
-    """Names to look for a family in: the label, the name, the path, and config.json's _name_or_path/architectures."""
+    """What to look for a family in: the label, the name, the path, and config.json's _name_or_path,
+    architectures and model_type (a checkpoint folder named 'step-1200' still says 'qwen2' there)."""
     names = [x for x in (label, name, path) if x]
     model_type = None
     if path and (Path(path) / "config.json").is_file():

@@ -44,7 +44,7 @@ class Renderer:
         if not self.plain and not getattr(self.tokenizer, "chat_template", None):
             raise RenderError(
                 "the tokenizer has no chat template; pass --prompt-format plain to send the user text as is "
-                "(for base models), or --chat-template FILE to supply one"
+                "(for base models), or `sfteval run --chat-template FILE` to supply one"
             )
 
     @property

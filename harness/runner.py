@@ -6,7 +6,6 @@ resumes without repeating finished work.
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -19,7 +18,8 @@ from .backends import create_backend
 from .backends.base import Backend
 from .generate import GenerateStage, ThinkMarkers
 from .modelref import local_tokenizer_path, resolve_model
-from .models import Item, ModelInfo, RunManifest
+from .models import Item, ModelInfo, RunManifest, RunSettings
+from .redact import redact_argv, redact_value
 from .render import Renderer
 from .score import RuleScorer, Scorer, run_scorers, score_targets
 from .scoring import RunRecords, item_frame, summarize
@@ -44,6 +44,7 @@ class RunOptions:
     seed: int = 0
     limit: Optional[int] = None
     prompt_format: str = "chat"
+    chat_template: Optional[str] = None  #: a Jinja template file that replaces the tokenizer's
     think: Optional[ThinkMarkers] = None
     overrides: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
@@ -70,7 +71,13 @@ class RunContext:
 
 #: Stages that run after generation and rule scoring (LLM judge, probes); each gets the context.
 Stage = Callable[[RunContext], None]
-_SECRET_OPTION = re.compile(r"(key|token|secret|password)", re.I)
+
+#: RunSettings fields and the command-line options that set them
+_SETTING_FLAGS = {"limit": "--limit", "prompt_format": "--prompt-format", "tokenizer": "--tokenizer",
+                  "seed": "--seed", "think_markers": "--think-markers/--keep-think", "temperature": "--temperature",
+                  "max_new_tokens": "--max-new-tokens"}
+#: fields that only matter where answers are generated (`sfteval probe` may resume a run made by `sfteval run`)
+_GENERATION_SETTINGS = ("seed", "think_markers", "temperature", "max_new_tokens")
 
 
 def now() -> str:
@@ -86,51 +93,85 @@ def git_revision() -> Optional[str]:
         return None
 
 
-def redact_argv(argv: list[str]) -> list[str]:
-    """Command line for the manifest with the values of secret-looking options removed."""
-    out, hide_next = [], False
-    for arg in argv:
-        if hide_next:
-            out.append("***")
-            hide_next = False
-            continue
-        if arg.startswith("-") and _SECRET_OPTION.search(arg):
-            if "=" in arg:
-                out.append(arg.split("=", 1)[0] + "=***")
-            else:
-                out.append(arg)
-                hide_next = True
-            continue
-        if "=" in arg and _SECRET_OPTION.search(arg.split("=", 1)[0]):
-            out.append(arg.split("=", 1)[0] + "=***")
-            continue
-        out.append(arg)
-    return out
-
-
 def default_run_id(model: ModelInfo, suite: Suite) -> str:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     return f"{model.name}__{suite.name}__{stamp}"
 
 
-def open_store(opts: RunOptions, model: ModelInfo, suite: Suite) -> tuple[RunStore, Optional[RunManifest]]:
+def run_settings(opts: RunOptions) -> RunSettings:
+    """The typed snapshot of the options a resume must repeat (see :class:`RunSettings`)."""
+    tok = opts.tokenizer
+    if tok and Path(tok).exists():
+        tok = str(Path(tok).resolve())  # the same folder, whichever directory the resume runs from
+    return RunSettings(
+        seed=opts.seed, limit=opts.limit, prompt_format=opts.prompt_format,  # type: ignore[arg-type]
+        think_markers=(opts.think.open, opts.think.close) if opts.think else None,
+        temperature=opts.overrides.get("temperature"), max_new_tokens=opts.overrides.get("max_new_tokens"),
+        tokenizer=tok, chat_template_file=str(Path(opts.chat_template).resolve()) if opts.chat_template else None,
+        generate=opts.generate,
+    )
+
+
+def _shown(field_name: str, value: Any) -> str:
+    if value is None:
+        return "--keep-think" if field_name == "think_markers" else "not set"
+    if field_name == "think_markers":
+        return ",".join(value)
+    return str(value)
+
+
+def settings_changes(old: RunSettings, new: RunSettings) -> list[str]:
+    """'--max-new-tokens was 16, now 32' for every recorded option the resume would change."""
+    fields = [f for f in _SETTING_FLAGS if f not in _GENERATION_SETTINGS or (old.generate and new.generate)]
+    return [f"{_SETTING_FLAGS[f]} was {_shown(f, getattr(old, f))}, now {_shown(f, getattr(new, f))}"
+            for f in fields if getattr(old, f) != getattr(new, f)]
+
+
+def resume_problems(old: RunManifest, opts: RunOptions, model: ModelInfo, suite: Suite) -> list[str]:
+    problems = []
+    if old.suite_hash != suite.content_hash:
+        problems.append(f"suite content changed (hash {old.suite_hash[:12]} -> {suite.content_hash[:12]})")
+    if old.model.fingerprint != model.fingerprint:
+        problems.append(f"model changed ({old.model.path} fingerprint {old.model.fingerprint} -> {model.fingerprint})")
+    if old.backend != opts.backend:
+        problems.append(f"backend changed ({old.backend} -> {opts.backend})")
+    if old.settings is not None:
+        problems += settings_changes(old.settings, run_settings(opts))
+    elif opts.generate and old.seed != opts.seed:  # a run written before settings were recorded
+        problems.append(f"--seed was {old.seed}, now {opts.seed}")
+    return problems
+
+
+def find_resumed(opts: RunOptions) -> tuple[RunStore, bool]:
+    """The folder ``--resume`` names, and whether its run ever started (wrote a manifest).
+
+    A run killed while loading the model leaves a folder without a manifest; resuming it starts it afresh.
+    """
+    assert opts.resume
+    candidates = [RunStore(Path(opts.resume)), RunStore(opts.out / opts.resume)]
+    for store in candidates:
+        if store.exists():
+            return store, True
+    for store in reversed(candidates):
+        if store.is_unstarted():
+            return store, False
+    raise RunError(f"--resume {opts.resume}: no run found at {candidates[1].path}")
+
+
+def open_store(opts: RunOptions, model: ModelInfo, suite: Suite,
+               log: Callable[[str], None] = lambda m: None) -> tuple[RunStore, Optional[RunManifest]]:
     if opts.resume:
-        path = Path(opts.resume)
-        if not (path / "manifest.json").exists():
-            path = opts.out / opts.resume
-        store = RunStore(path)
-        if not store.exists():
-            raise RunError(f"--resume {opts.resume}: no run found at {path}")
+        store, started = find_resumed(opts)
+        if not started:
+            log(f"{store.path} holds no manifest (stopped before the run started): starting it now")
+            return store, None
         old = store.read_manifest()
-        problems = []
-        if old.suite_hash != suite.content_hash:
-            problems.append(f"suite content changed (hash {old.suite_hash[:12]} -> {suite.content_hash[:12]})")
-        if old.model.fingerprint != model.fingerprint:
-            problems.append(f"model changed ({old.model.path} fingerprint {old.model.fingerprint} -> {model.fingerprint})")
-        if old.backend != opts.backend:
-            problems.append(f"backend changed ({old.backend} -> {opts.backend})")
+        problems = resume_problems(old, opts, model, suite)
         if problems:
-            raise RunError(f"cannot resume {store.run_id}: " + "; ".join(problems) + ". Start a new run instead.")
+            raise RunError(f"cannot resume {store.run_id}: " + "; ".join(problems)
+                           + ". Resume with the original values, or start a new run.")
+        if old.settings is None:
+            log(f"{store.run_id} was written before run options were recorded: only --seed could be checked")
         return store, old
     run_id = opts.run_name or default_run_id(model, suite)
     if "/" in run_id or run_id in (".", ".."):
@@ -142,9 +183,34 @@ def open_store(opts: RunOptions, model: ModelInfo, suite: Suite) -> tuple[RunSto
     return store, None
 
 
-def build_renderer(opts: RunOptions, model: ModelInfo, backend: Backend, log: Callable[[str], None]) -> Optional[Renderer]:
+def read_chat_template(opts: RunOptions) -> Optional[str]:
+    """``--chat-template FILE``, checked before any model loads (a Jinja syntax error names its line)."""
+    if opts.chat_template is None:
+        return None
+    if opts.prompt_format == "plain":
+        raise RunError("--chat-template and --prompt-format plain exclude each other (plain applies no template)")
+    path = Path(opts.chat_template)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise RunError(f"--chat-template {path}: cannot read it ({e})") from None
+    if not text.strip():
+        raise RunError(f"--chat-template {path}: the file is empty")
+    import jinja2
+
+    try:
+        jinja2.Environment(extensions=["jinja2.ext.loopcontrols"]).parse(text)
+    except jinja2.TemplateSyntaxError as e:
+        raise RunError(f"--chat-template {path}:{e.lineno}: {e.message}") from None
+    return text
+
+
+def build_renderer(opts: RunOptions, model: ModelInfo, backend: Backend, log: Callable[[str], None],
+                   chat_template: Optional[str] = None) -> Optional[Renderer]:
     tok_path = local_tokenizer_path(model, opts.tokenizer)
     if tok_path is None:
+        if chat_template is not None:
+            raise RunError("--chat-template needs a tokenizer to render with: pass --tokenizer PATH")
         if backend.prompt_mode != "chat":
             raise RunError("no tokenizer to render prompts with: pass --tokenizer PATH")
         log("no local tokenizer: the server applies its own chat template (recorded as prompt_mode=chat)")
@@ -152,7 +218,16 @@ def build_renderer(opts: RunOptions, model: ModelInfo, backend: Backend, log: Ca
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tok_path)
+    if chat_template is not None:
+        tokenizer.chat_template = chat_template
     return Renderer(tokenizer, plain=opts.prompt_format == "plain")
+
+
+def sampling_defaults(suite: Suite, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The suite's default generation settings as this run applies them (command-line overrides included)."""
+    values = suite.settings_for("_").model_dump(exclude={"rules", "answer_type", "weight"})
+    values.update({k: v for k, v in overrides.items() if v is not None and k in values})
+    return values
 
 
 def select_items(suite: Suite, limit: Optional[int]) -> list[Item]:
@@ -173,26 +248,35 @@ def run_eval(opts: RunOptions, *, stages: Optional[list[Stage]] = None, scorers:
     """Run (or resume) one evaluation; returns the store of the finished run."""
     suite = load_suite(opts.suite)  # validation happens before any model is loaded
     items = select_items(suite, opts.limit)
+    chat_template = read_chat_template(opts)
     model = resolve_model(opts.model, must_exist=opts.backend in ("hf", "vllm"))
-    store, previous = open_store(opts, model, suite)
+    store, previous = open_store(opts, model, suite, log)
     store.lock()
+    log(f"run: {store.path} (resume with --resume {store.run_id})")
     try:
         backend = create_backend(opts.backend, model=model.path, tokenizer=opts.tokenizer, seed=opts.seed,
                                  **opts.backend_options)
         with backend:
-            renderer = build_renderer(opts, model, backend, log)
+            renderer = build_renderer(opts, model, backend, log, chat_template)
             if renderer is not None:
                 model.tokenizer = opts.tokenizer or model.path
                 model.chat_template_hash = renderer.template_hash
+            if previous is not None:
+                check_template(previous, model, store.run_id)
             manifest = previous or RunManifest(
                 run_id=store.run_id, sfteval_version=__version__, git_revision=git_revision(),
                 command=redact_argv(opts.command), model=model, backend=opts.backend,
                 suite_name=suite.name, suite_version=suite.version, suite_hash=suite.content_hash,
                 suite_path=str(suite.path), seed=opts.seed, started_at=now(),
-                sampling_defaults=suite.settings_for("_").model_dump(exclude={"rules", "answer_type", "weight"}),
+                sampling_defaults=sampling_defaults(suite, opts.overrides), settings=run_settings(opts),
             )
+            if opts.generate and manifest.settings is not None and not manifest.settings.generate:
+                # a probe-only run that now also generates: record the generation settings it uses
+                manifest.settings = run_settings(opts)
+                manifest.seed = opts.seed
+                manifest.sampling_defaults = sampling_defaults(suite, opts.overrides)
             manifest.status = "running"
-            manifest.backend_settings = backend.effective_settings()
+            manifest.backend_settings = redact_value(backend.effective_settings())
             manifest.prompt_mode = "chat" if renderer is None or backend.prompt_mode == "chat" else "rendered"
             manifest.chat_template = renderer.chat_template if renderer else None
             if previous is None:
@@ -209,6 +293,14 @@ def run_eval(opts: RunOptions, *, stages: Optional[list[Stage]] = None, scorers:
     finally:
         store.close()
     return store
+
+
+def check_template(previous: RunManifest, model: ModelInfo, run_id: str) -> None:
+    """A resume must render prompts with the same chat template (generation keys do not include the prompt)."""
+    old, new = previous.model.chat_template_hash, model.chat_template_hash
+    if old != new:
+        raise RunError(f"cannot resume {run_id}: the chat template changed (hash {old or 'none'} -> {new or 'none'}; "
+                       "see --tokenizer and --chat-template). Resume with the original template, or start a new run.")
 
 
 def execute(ctx: RunContext, stages: list[Stage], scorers: Optional[list[Scorer]]) -> None:
@@ -247,7 +339,7 @@ def load_records(store: RunStore, manifest: Optional[RunManifest] = None) -> Run
 def finish(ctx: RunContext) -> None:
     """Aggregate, write summary.json and report.md, and mark the manifest complete."""
     ctx.manifest.render_notes = ctx.renderer.notes if ctx.renderer else []
-    ctx.manifest.backend_settings = ctx.backend.effective_settings()  # now including what was really sent
+    ctx.manifest.backend_settings = redact_value(ctx.backend.effective_settings())  # incl. what was sent
     ctx.manifest.usage = add_usage(ctx.manifest.usage, ctx.backend.usage())
     finalize(ctx.store, ctx.manifest)
 

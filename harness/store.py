@@ -30,6 +30,7 @@ MANIFEST = "manifest.json"
 ITEMS = "items.jsonl"
 SUMMARY = "summary.json"
 REPORT = "report.md"
+LOCK = ".lock"
 
 
 class StoreError(RuntimeError):
@@ -101,10 +102,19 @@ class RunStore:
     def exists(self) -> bool:
         return (self.path / MANIFEST).exists()
 
+    def is_unstarted(self) -> bool:
+        """A folder this store began (it holds the lock file) but left before writing a manifest.
+
+        That is a run killed while loading the model: nothing in it is a result, so it can start afresh.
+        """
+        if not (self.path / LOCK).is_file() or self.exists():
+            return False
+        return all(p.name.startswith(".") or p.name == ITEMS for p in self.path.iterdir())
+
     # -- locking: one writer per run ---------------------------------------------------
     def lock(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path / ".lock", os.O_CREAT | os.O_RDWR)
+        fd = os.open(self.path / LOCK, os.O_CREAT | os.O_RDWR)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

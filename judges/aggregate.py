@@ -4,6 +4,8 @@ Why these rules: a judge asked k times gives 3, 4 and 5, so per-dimension median
 sample) are the item's scores and the spread is kept as a reliability number; unparsed samples are
 excluded and counted, never scored. Judges prefer the first position, so a pair is judged in both
 orders and only a consistent verdict counts; an inconsistent one is a tie and is flagged ``flipped``.
+Ties for flips pull the score towards 1/2, so :func:`balanced_outcome` also gives each item a
+position-bias-corrected outcome from the samples of both orders weighted equally.
 """
 
 from __future__ import annotations
@@ -184,3 +186,60 @@ def combine_orders(ab: Optional[str], ba: Optional[str]) -> PairResult:
 def combine_pair_samples(ab_samples: Sequence[Any], ba_samples: Sequence[Any]) -> PairResult:
     """Majority per order over repeated samples, then :func:`combine_orders`."""
     return combine_orders(majority_verdict(ab_samples), majority_verdict(ba_samples))
+
+
+# -- position-bias-corrected pairwise score -------------------------------------------------------------
+_CANDIDATE_POINTS = {"AB": {"A": 1.0, "tie": 0.5, "B": 0.0}, "BA": {"A": 0.0, "tie": 0.5, "B": 1.0}}
+_EPS = 1e-9
+
+
+def candidate_points(samples: Sequence[Any], order: Literal["AB", "BA"]) -> list[float]:
+    """The candidate's points (win 1, tie 1/2, loss 0) of each parsed sample of one order."""
+    return [_CANDIDATE_POINTS[order][v] for v in map(verdict_label, samples) if v is not None]
+
+
+def balanced_outcome(ab_points: Sequence[float], ba_points: Sequence[float]) -> Optional[Outcome]:
+    """The item's position-bias-corrected outcome: the sign of m - 1/2, m = (mean AB + mean BA) / 2.
+
+    Why this is the corrected verdict. Let a judge name a fixed position with probability p whatever the
+    answers (position bias), and otherwise give a position-fair verdict worth s points to the candidate
+    in expectation. With the bias on the first position, an AB sample is worth p + (1 - p)s and a BA
+    sample (1 - p)s, so
+
+        d = E[AB] - E[BA] = p                  (the first-position advantage; -p for the second position)
+        m = (E[AB] + E[BA]) / 2 = p/2 + (1 - p)s,   hence   s = (m - |d|/2) / (1 - |d|).
+
+    The map from m to s is increasing and keeps 1/2 where it is, so s > 1/2 exactly when m > 1/2: the
+    item's bias-free verdict is read off m without estimating p, whatever the size or direction of the
+    bias, as long as both orders count equally (hence the mean per order, not over all samples). The
+    biased samples add noise that is symmetric between candidate and baseline, not a drift; and since
+    all 2k samples vote, the judge's own noise is averaged down too, where majority per order turns
+    every disagreement of the two orders into a tie (which pulls the score towards 1/2).
+    None when an order has no parsed sample (a single order cannot be corrected).
+    """
+    if not ab_points or not ba_points:
+        return None
+    m = (sum(ab_points) / len(ab_points) + sum(ba_points) / len(ba_points)) / 2
+    if abs(m - 0.5) <= _EPS:
+        return "tie"
+    return "win" if m > 0.5 else "loss"
+
+
+def position_advantage(ab_points: Sequence[float], ba_points: Sequence[float]) -> Optional[float]:
+    """d = mean candidate points in AB - in BA over all samples: the judge's first-position advantage p."""
+    if not ab_points or not ba_points:
+        return None
+    return sum(ab_points) / len(ab_points) - sum(ba_points) / len(ba_points)
+
+
+def debiased_mean(ab_points: Sequence[float], ba_points: Sequence[float]) -> Optional[float]:
+    """(m - |d|/2) / (1 - |d|) over all samples (see :func:`balanced_outcome`), clamped to [0, 1].
+
+    It estimates the position-fair judge's mean points per sample, which the judge's own noise pulls
+    towards 1/2 however many samples are taken; None when |d| is about 1 (every verdict by position).
+    """
+    d = position_advantage(ab_points, ba_points)
+    if d is None or abs(d) >= 1 - 1e-6:
+        return None
+    m = (sum(ab_points) / len(ab_points) + sum(ba_points) / len(ba_points)) / 2
+    return min(1.0, max(0.0, (m - abs(d) / 2) / (1 - abs(d))))

@@ -119,18 +119,43 @@ class Sampling(_Strict):
         return self
 
 
+#: Arena-Hard's five verdict labels (">>": much better, ">": slightly better, "=": tie), by position.
+ARENA_HARD_LABELS: dict[str, str] = {"A>>B": "A", "A>B": "A", "A=B": "tie", "B>A": "B", "B>>A": "B"}
+
+
 class ParserOptions(_Strict):
     score_min: float = 1
     score_max: float = 10
     retry_unparsed: bool = True
     accept_bare_rating: bool = True
     tie_labels: list[str] = Field(default_factory=lambda: ["C", "tie", "平局", "平手"])
+    #: more [[label]] verdicts -> 'A' | 'B' | 'tie' (by position); [[A]] and [[B]] are always known
+    verdict_labels: dict[str, Literal["A", "B", "tie"]] = Field(default_factory=lambda: dict(ARENA_HARD_LABELS))
 
     @model_validator(mode="after")
     def _range(self) -> "ParserOptions":
         if self.score_min >= self.score_max:
             raise ValueError(f"score_min ({self.score_min}) must be below score_max ({self.score_max})")
         return self
+
+    @model_validator(mode="after")
+    def _labels(self) -> "ParserOptions":
+        table: dict[str, tuple[str, str]] = {"a": ("A", "A"), "b": ("B", "B")}
+        pairs = [(t, "tie", "tie_labels") for t in self.tie_labels]
+        pairs += [(label, v, f"verdict_labels.{label}") for label, v in self.verdict_labels.items()]
+        for label, verdict, where in pairs:
+            n = norm_key(label)
+            if not n:
+                raise ValueError(f"{where}: empty label")
+            known = table.setdefault(n, (verdict, label))
+            if known[0] != verdict:
+                raise ValueError(f"{where}: label {label!r} means {verdict!r} here but {known[0]!r} as {known[1]!r}")
+        return self
+
+    def verdict_table(self) -> dict[str, str]:
+        """norm_key(label) -> 'A' | 'B' | 'tie' for every verdict label this parser accepts."""
+        table = {"a": "A", "b": "B"} | {norm_key(t): "tie" for t in self.tie_labels}
+        return table | {norm_key(k): v for k, v in self.verdict_labels.items()}
 
 
 class Template(_Strict):
@@ -338,9 +363,19 @@ def _check_placeholders(where: str, t: Template, allowed: set[str], required: se
         raise ValueError(f"{where}: missing placeholder(s) {sorted('{{' + m + '}}' for m in missing)}")
 
 
+#: Fields added after the first release, left out of the hash while at their default: a config written
+#: before they existed keeps its hash, so its runs' snapshots and cached judgments stay valid.
+_LATER_FIELDS = {"parser": {"verdict_labels": ParserOptions().verdict_labels}}
+
+
 def config_hash(config: JudgeConfig) -> str:
     """sha256 hex of the canonical JSON of a validated config (key order and YAML layout do not matter)."""
-    blob = json.dumps(config.model_dump(mode="json"), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    data = config.model_dump(mode="json")
+    for section, fields in _LATER_FIELDS.items():
+        for name, default in fields.items():
+            if data[section].get(name) == default:
+                del data[section][name]
+    blob = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 

@@ -1,4 +1,4 @@
-"""Parse judge outputs: the final score dict of single grading, the [[A]]/[[B]]/[[C]] pairwise verdict.
+"""Parse judge outputs: the final score dict of single grading, the [[label]] pairwise verdict.
 
 Why strict about the result but lenient about the form: judges write full-width braces, JSON or
 Python quoting, code fences, display names or ASCII keys, '8/10'. All of that is fine. But a missing
@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional, Union
 
-from judges.config import JudgeConfig
+from judges.config import JudgeConfig, ParserOptions
 from judges.text import fold_width, norm_key
 
 
@@ -30,10 +30,16 @@ class ParsedScores:
 
 @dataclass(frozen=True)
 class ParsedVerdict:
-    """A pairwise verdict by position: 'A' (shown first), 'B' (shown second) or 'tie'."""
+    """A pairwise verdict by position: 'A' (shown first), 'B' (shown second) or 'tie'.
+
+    ``label`` is the judge's own label ('A>>B'); ``strength`` is 'strong' for '>>' labels and 'weak' for
+    '>' labels (Arena-Hard style), None for labels without one ('A', 'C', 'A=B').
+    """
 
     verdict: Literal["A", "B", "tie"]
     notes: list[str] = field(default_factory=list)
+    label: Optional[str] = None
+    strength: Optional[Literal["strong", "weak"]] = None
     status: Literal["ok"] = "ok"
 
 
@@ -92,8 +98,23 @@ def _outermost(t: str, s: int, e: int) -> tuple[int, int]:
         s, e = left, right
 
 
+#: Keys of a nested per-dimension object that hold its score: {"Clarity": {"score": 8, "reason": "..."}}
+_SCORE_KEYS = {norm_key(k) for k in ("score", "rating", "value", "分数", "得分", "评分", "打分")}
+_NESTED = re.compile(r":\s*\{([^{}]*)\}")
+
+
+def _nested_score(m: "re.Match[str]") -> str:
+    """': {"score": 9, "reason": "..."}' -> ': 9' (JSON-mode judges); other objects stay (their keys count)."""
+    for key, val in _pairs(m.group(1)):
+        if norm_key(key) in _SCORE_KEYS:
+            return f": {val}"
+    return m.group(0)
+
+
 def _pairs(body: str) -> list[tuple[str, str]]:
-    """(key, raw value) pairs of a dict body; nested braces are treated as separators."""
+    """(key, raw value) pairs of a dict body; a nested object stands for its score, other braces separate."""
+    if "{" in body:
+        body = _NESTED.sub(_nested_score, body)
     flat = re.sub(r"[{}]", ",", body)
     out = []
     for m in _PAIR.finditer(flat):
@@ -145,6 +166,8 @@ def parse_scores(text: Optional[str], config: JudgeConfig, answer_type: str) -> 
     Unparsed (with a specific reason) when the output is empty, has no dict, ends in an unclosed dict,
     lacks a dimension or the overall score, has a non-numeric or out-of-range value, or gives one
     dimension two different values. Unknown keys are ignored and listed in ``ignored_keys``.
+    A JSON-mode object per dimension (``{"Clarity": {"score": 8, "reason": "..."}}``) stands for its
+    ``score`` (or rating/value/分数/得分/评分/打分) entry.
     For an answer type with no dimensions (overall only) a bare MT-Bench rating '[[8]]' is accepted
     when ``parser.accept_bare_rating`` is set; with dimensions it is not, since it scores none of them.
     """
@@ -208,28 +231,33 @@ def parse_scores(text: Optional[str], config: JudgeConfig, answer_type: str) -> 
 _VERDICT = re.compile(r"\[\[\s*([^\[\]\n]{1,16}?)\s*\]\]")
 
 
-def parse_verdict(text: Optional[str], config: Optional[JudgeConfig] = None) -> VerdictResult:
-    """The LAST recognised [[A]] / [[B]] / [[C]] in a pairwise judge output ('【【A】】', '[[Tie]]' too).
+def _strength(label: str) -> Optional[Literal["strong", "weak"]]:
+    if ">>" in label or "<<" in label:
+        return "strong"
+    return "weak" if ">" in label or "<" in label else None
 
-    Tie labels come from ``parser.tie_labels`` (default C, tie, 平局, 平手). Bracketed tokens that are
+
+def parse_verdict(text: Optional[str], config: Optional[JudgeConfig] = None) -> VerdictResult:
+    """The LAST recognised [[label]] verdict in a pairwise judge output ('【【A】】', '[[Tie]]' too).
+
+    Labels: A and B always; ``parser.tie_labels`` (default C, tie, 平局, 平手); ``parser.verdict_labels``
+    (default Arena-Hard's A>>B, A>B -> A; A=B -> tie; B>A, B>>A -> B). Bracketed tokens that are
     not verdicts (e.g. '[[8]]') are skipped; none at all is unparsed.
     """
     if text is None or not text.strip():
         return Unparsed("empty judge output")
-    ties = {norm_key(x) for x in (config.parser.tie_labels if config else ["C", "tie", "平局", "平手"])}
-    found: Optional[Literal["A", "B", "tie"]] = None
+    table = (config.parser if config else ParserOptions()).verdict_table()
+    found: Optional[tuple[str, str]] = None
     n = 0
     for m in _VERDICT.finditer(fold_width(text)):
-        label = norm_key(m.group(1))
-        if label == "a":
-            found, n = "A", n + 1
-        elif label == "b":
-            found, n = "B", n + 1
-        elif label in ties:
-            found, n = "tie", n + 1
+        verdict = table.get(norm_key(m.group(1)))
+        if verdict is not None:
+            found, n = (verdict, m.group(1).strip()), n + 1
     if found is None:
-        return Unparsed("no verdict [[A]] / [[B]] / [[C]] found")
-    return ParsedVerdict(found, [f"used the last of {n} verdicts"] if n > 1 else [])
+        return Unparsed("no verdict [[A]] / [[B]] / [[C]] (or a configured verdict label) found")
+    verdict, label = found
+    notes = [f"used the last of {n} verdicts"] if n > 1 else []
+    return ParsedVerdict(verdict, notes, label, _strength(label))  # type: ignore[arg-type]
 
 
 def judgment_fields(result: Union[ScoreResult, VerdictResult]) -> dict[str, Any]:
@@ -237,8 +265,11 @@ def judgment_fields(result: Union[ScoreResult, VerdictResult]) -> dict[str, Any]
     if isinstance(result, Unparsed):
         return {"status": "unparsed", "reason": result.reason, "scores": {}, "overall": None, "verdict": None}
     if isinstance(result, ParsedVerdict):
-        return {"status": "ok", "reason": None, "verdict": result.verdict, "details": {"parse_notes": result.notes}}
-    details: dict[str, Any] = {"answer_type": result.answer_type, "parse_notes": result.notes}
+        details: dict[str, Any] = {"parse_notes": result.notes, "verdict_label": result.label}
+        if result.strength:
+            details["strength"] = result.strength
+        return {"status": "ok", "reason": None, "verdict": result.verdict, "details": details}
+    details = {"answer_type": result.answer_type, "parse_notes": result.notes}
     if result.ignored_keys:
         details["ignored_keys"] = result.ignored_keys
     return {"status": "ok", "reason": None, "scores": dict(result.scores), "overall": result.overall, "details": details}

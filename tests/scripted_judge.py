@@ -9,7 +9,9 @@ as query parameters in the model name, e.g. ``scripted?noise=1.5&garbage=0.2&bia
 - ``garbage``: probability of an unparsable answer (no dict, a truncated dict, or an out-of-range score);
 - ``bias``: pairwise probability of answering [[A]] (the first position) whatever the answers;
 - ``shapes``: rotate through real-world output shapes (AlignBench analysis + dict, JSON in a code fence,
-  full-width punctuation, 'n/10' values, markdown keys, an example dict before the final one).
+  full-width punctuation, 'n/10' values, markdown keys, an example dict before the final one);
+- ``by_length``: a length-biased judge: scores grow with the answer's length (one point per
+  ``LENGTH_STEP`` characters), and a pair goes to the longer answer (a tie for equal lengths).
 
 The randomness is seeded from the request's ``seed``, the prompt and the model name, so a repeated
 request gets the same answer and judge sample i (seed + i) gets an independent draw.
@@ -74,6 +76,7 @@ class ScriptedJudge:
     garbage: float = 0.0
     bias: float = 0.0
     shapes: bool = False
+    by_length: bool = False
 
     def __call__(self, req: Any) -> str:
         """Handler for tests/servers.OpenAIServer (a Request with the chat body)."""
@@ -84,7 +87,7 @@ class ScriptedJudge:
         if "?" not in model:
             return self
         q = {k: v for k, v in parse_qsl(model.split("?", 1)[1])}
-        return replace(self, **{k: (v == "1" if k == "shapes" else float(v)) for k, v in q.items()})
+        return replace(self, **{k: (v == "1" if k in ("shapes", "by_length") else float(v)) for k, v in q.items()})
 
     def respond(self, messages: list[dict[str, str]], seed: Optional[int], model: str = "") -> str:
         me = self.settings(model)
@@ -99,6 +102,9 @@ class ScriptedJudge:
         return me._scores(rng, ref, answers[-1] if answers else "", keys)
 
     def _verdict(self, rng: random.Random, ref: Optional[str], a: str, b: str) -> str:
+        if self.by_length:
+            label = "C" if len(a) == len(b) else ("A" if len(a) > len(b) else "B")
+            return f"The more detailed answer is better.\n\n[[{label}]]"
         if rng.random() < self.bias:
             return "Both answers have merit, but the first one reads better.\n\n[[A]]"
         qa = 10 * overlap(a, ref) + rng.gauss(0, self.noise)
@@ -107,10 +113,14 @@ class ScriptedJudge:
         return f"Comparing both answers with the reference answer.\n\nFinal verdict: [[{label}]]"
 
     def _scores(self, rng: random.Random, ref: Optional[str], answer: str, keys: list[str]) -> str:
-        truth = true_score(answer, ref)
+        truth = 1 + len(answer) / LENGTH_STEP if self.by_length else true_score(answer, ref)
         scores = {k: int(min(10, max(1, round(truth + rng.gauss(0, self.noise))))) for k in keys}
         shape = rng.randrange(len(SHAPES)) if self.shapes else 0
         return SHAPES[shape](scores)
+
+
+#: characters per point of a ``by_length`` judge
+LENGTH_STEP = 10
 
 
 def _py(scores: dict[str, int]) -> str:

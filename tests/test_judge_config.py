@@ -224,6 +224,35 @@ def test_hash_ignores_layout_but_not_content(tmp_path: Path, zh: JudgeConfig) ->
     assert load_judge_config(write(tmp_path, changed, "p.yaml")).config_hash() != zh.config_hash()
 
 
+def test_verdict_labels_keep_the_hash_of_configs_written_before_them(tmp_path: Path, zh: JudgeConfig) -> None:
+    """A run's config snapshot from before ``parser.verdict_labels`` existed keeps its hash (and cache)."""
+    import json
+
+    old = zh.model_dump(mode="json")
+    del old["parser"]["verdict_labels"]
+    blob = json.dumps(old, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    import hashlib
+
+    assert zh.config_hash() == hashlib.sha256(blob.encode("utf-8")).hexdigest()
+    assert JudgeConfig.model_validate(old).config_hash() == zh.config_hash()
+    changed = raw("alignbench-zh")
+    changed["parser"]["verdict_labels"] = {"A>B": "A", "A<B": "B"}
+    assert load_judge_config(write(tmp_path, changed)).config_hash() != zh.config_hash()
+
+
+def test_verdict_labels_are_validated(tmp_path: Path) -> None:
+    data = raw("default-en")
+    data["parser"]["verdict_labels"] = {"A>B": "first"}
+    msg = load_err(tmp_path, data)
+    assert "parser.verdict_labels.A>B" in msg
+    data["parser"]["verdict_labels"] = {"A=B": "A"}  # tie_labels say nothing of it, but A=B reads as...
+    assert load_judge_config(write(tmp_path, data)).parser.verdict_table()["a=b"] == "A"  # ... what the config says
+    data["parser"]["verdict_labels"] = {"C": "A"}  # C is a tie label
+    assert "label 'C' means 'A' here but 'tie'" in load_err(tmp_path, data)
+    data["parser"]["verdict_labels"] = {" a ": "B"}  # the built-in [[A]]
+    assert "label ' a ' means 'B' here but 'A'" in load_err(tmp_path, data)
+
+
 def test_builtin_configs_hash_differently(zh: JudgeConfig, en: JudgeConfig) -> None:
     assert zh.config_hash() != en.config_hash()
 

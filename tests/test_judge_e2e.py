@@ -24,7 +24,7 @@ from harness.runner import load_records
 from harness.scoring import item_frame
 from harness.store import RunStore
 from scripted_judge import ScriptedJudge, overlap, true_score
-from servers import OpenAIServer
+from servers import OpenAIServer, Request, server_error
 
 REPO = Path(__file__).resolve().parents[1]
 SECRET = "sk-test-secret-never-stored-4242"
@@ -225,8 +225,9 @@ def test_pairwise_swap_detects_the_planted_position_bias(judge_server: OpenAISer
     records = [json.loads(line) for line in (folder / "judgments.jsonl").read_text().splitlines()]
     naive = statistics.mean({"A": 1.0, "B": 0.0, "tie": 0.5}[r["verdict"]] for r in records
                             if r["order"] == "AB" and r["judge_sample"] == 0)
-    swapped = summary["overall"]["score"]
+    swapped, corrected = summary["overall"]["score"], summary["headline"]["overall"]
     assert abs(swapped - truth) < abs(naive - truth) and abs(naive - truth) > 0.1
+    assert corrected == summary["overall"]["corrected_score"] and abs(corrected - truth) < abs(naive - truth)
     assert summary["task_types"]["knowledge/likes"]["loss"] > 0.3
     rows = [json.loads(line) for line in (folder / "pair_items.jsonl").read_text().splitlines()]
     assert len(rows) == len(refs) and {"outcome", "flipped", "ab", "ba"} <= set(rows[0])
@@ -242,6 +243,51 @@ def test_unreachable_judge_is_one_clear_error(runs: Path) -> None:
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("sfteval: error:") and "127.0.0.1:9" in proc.stderr
     assert not any(json.loads(line)["mode"] == "single" for line in (run / "judgments.jsonl").read_text().splitlines())
+
+
+def test_judge_outage_during_a_run_keeps_the_run_and_its_summary(tmp_path: Path) -> None:
+    """Every judge request fails (HTTP 500): answers and rule scores are kept, the judge errors are stored and
+    counted, the summary and report are written, exit status 3 names the retry; `sfteval judge` retries them."""
+    suite = tmp_path / "s.jsonl"
+    suite.write_text("".join(json.dumps({"id": f"q{i}", "task_type": ["qa", "math/sums"][i % 2],
+                                         "prompt": f"question {i}?", "reference": f"answer {i}"}) + "\n"
+                             for i in range(6)))
+    judge_down = {"on": True}
+    scripted = ScriptedJudge()
+
+    def judge(req: Request) -> Any:
+        return server_error(500, "judge overloaded") if judge_down["on"] else scripted(req)
+
+    with OpenAIServer(lambda req: "answer " + req.prompt_text.split()[-1].rstrip("?")) as gen, \
+            OpenAIServer(judge, models=("judge",)) as jsrv:
+        proc = sfteval("run", "--backend", "openai", "--model", "test-model", "--base-url", gen.base_url,
+                       "--suite", str(suite), "--out", str(tmp_path), "--run-name", "r", "--no-probes",
+                       "--judge", "default-en", "--judge-model", "judge", "--judge-base-url", jsrv.base_url,
+                       "--judge-samples", "2", "--judge-option", "max_retries=0", "--quiet", check=False)
+        assert proc.returncode == 3, proc.stderr
+        assert "12 of 12 judge requests failed" in proc.stderr and "`sfteval judge r` retries them" in proc.stderr
+        assert "Traceback" not in proc.stderr and "judge overloaded" in proc.stderr
+        run = tmp_path / "r"
+        manifest = json.loads((run / "manifest.json").read_text())
+        assert manifest["status"] == "complete" and manifest["counts"]["judge_errors"] == 12
+        summary = json.loads((run / "summary.json").read_text())
+        assert summary["overall"]["metrics"]["rule:normalized_match"] == 1.0  # the rules finished
+        assert summary["overall"]["metrics"]["judge:error"] == 1.0 and summary["task_types"]["qa"]["metrics"][
+            "judge:error"] == 1.0
+        assert summary["overall"]["metrics"].get("usable") is None  # failed requests are not scores
+        rel = summary["judge"]["reliability"]
+        assert rel["errors"] == 12 and rel["error_rate"] == 1.0
+        assert "errors: 100.0%" in (run / "report.md").read_text()
+        errors = [r for r in read_jsonl(run / "judgments.jsonl") if r["mode"] == "single"]
+        assert len(errors) == 12 and all(r["status"] == "error" and "500" in r["reason"] for r in errors)
+
+        judge_down["on"] = False
+        answers = len(jsrv.generation_requests())
+        again = sfteval("judge", str(run), "--quiet")  # the recorded judge: only the failed requests again
+        assert again.returncode == 0, again.stderr
+        assert len(jsrv.generation_requests()) - answers == 12
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["judge"]["reliability"]["errors"] == 0 and summary["overall"]["metrics"]["usable"] is not None
 
 
 def test_bad_judge_settings_fail_before_any_model_loads(tmp_path: Path) -> None:

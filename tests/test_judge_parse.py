@@ -16,10 +16,14 @@ import yaml
 from harness.models import Judgment
 from judges.aggregate import (
     aggregate_samples,
+    balanced_outcome,
+    candidate_points,
     combine_orders,
     combine_pair_samples,
+    debiased_mean,
     majority,
     majority_verdict,
+    position_advantage,
 )
 from judges.config import CONFIG_DIR, JudgeConfig, load_judge_config
 from judges.parse import ParsedScores, ParsedVerdict, Unparsed, judgment_fields, parse_scores, parse_verdict
@@ -305,6 +309,80 @@ def test_verdict_unparsed(text: str, reason_part: str) -> None:
     assert reason_part in unparsed(parse_verdict(text))
 
 
+@pytest.mark.parametrize(
+    "text, verdict, strength",
+    [
+        ("My final verdict is: [[A>B]]", "A", "weak"),
+        ("My final verdict is: Assistant A is significantly better: [[A>>B]]", "A", "strong"),
+        ("My final verdict is tie: [[A=B]]", "tie", None),
+        ("My final verdict is: [[B>A]]", "B", "weak"),
+        ("My final verdict is: [[B>>A]]", "B", "strong"),
+        ("最终结论：【【B＞＞A】】", "B", "strong"),  # full-width brackets and signs
+        ("My final verdict is: [[ A > B ]]", "A", "weak"),
+        ("First I thought [[A>>B]], but on reflection [[B>A]]", "B", "weak"),
+        ("[[A]]", "A", None),
+    ],
+)
+def test_arena_hard_verdicts(en: JudgeConfig, text: str, verdict: str, strength: object) -> None:
+    for cfg in (en, None):  # the config's labels, and the defaults
+        r = parse_verdict(text, cfg)
+        assert isinstance(r, ParsedVerdict), r
+        assert (r.verdict, r.strength) == (verdict, strength)
+    fields = judgment_fields(parse_verdict(text, en))
+    assert fields["verdict"] == verdict and fields["details"]["verdict_label"]
+    assert fields["details"].get("strength") == strength
+
+
+def test_verdict_labels_come_from_the_config(en: JudgeConfig) -> None:
+    cfg = en.model_copy(update={"parser": en.parser.model_copy(update={"verdict_labels": {"first": "A", "second": "B"}})})
+    assert parse_verdict("Verdict: [[second]]", cfg).verdict == "B"  # type: ignore[union-attr]
+    assert "no verdict" in unparsed(parse_verdict("My final verdict is: [[A>B]]", cfg))  # not configured here
+    assert "no verdict" in unparsed(parse_verdict("Verdict: [[second]]", en))
+
+
+def test_json_mode_objects_per_dimension(en: JudgeConfig, zh: JudgeConfig) -> None:
+    text = ('{"factuality": {"score": 9, "reason": "accurate"}, "user_satisfaction": {"rating": "8/10"}, '
+            '"clarity": {"score": 8, "reason": "clear, well structured"}, "completeness": {"score": 7}, '
+            '"overall": {"score": 8, "reason": "good"}}')
+    r = ok(parse_scores(text, en, "fact"))
+    assert (r.scores, r.overall) == (FACT, 8.0)
+    zh_text = ("```json\n{\"事实正确性\": {\"得分\": 9, \"理由\": \"准确\"}, \"满足用户需求\": {\"得分\": 8}, "
+               "\"清晰度\": {\"得分\": 8}, \"完备性\": {\"得分\": 7}, \"综合得分\": {\"得分\": 8}}\n```")
+    assert ok(parse_scores(zh_text, zh, "fact")).scores == FACT
+    no_score = text.replace('{"score": 7}', '{"reason": "misses a point"}')
+    assert "完备性" not in unparsed(parse_scores(no_score, en, "fact"))  # English config: named in English
+    assert "Completeness" in unparsed(parse_scores(no_score, en, "fact"))
+    assert "out of range" in unparsed(parse_scores(text.replace('"score": 9', '"score": 11'), en, "fact"))
+
+
+# -- published output formats (tests/data/judge_outputs) ---------------------------------------------
+CASES = yaml.safe_load((Path(__file__).parent / "data" / "judge_outputs" / "cases.yaml").read_text(encoding="utf-8"))
+
+
+def test_fixture_covers_the_published_formats() -> None:
+    formats = " ".join(c["format"] for c in CASES)
+    for name in ("MT-Bench single", "MT-Bench pairwise", "AlignBench", "Arena-Hard", "JSON mode"):
+        assert name in formats
+    assert {c["expect"].get("verdict") for c in CASES} >= {"A", "B", "tie"}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
+def test_published_formats_parse_as_expected(case: dict, zh: JudgeConfig, en: JudgeConfig,
+                                             overall_only: JudgeConfig) -> None:
+    cfg = {"alignbench-zh": zh, "default-en": en, "overall-only": overall_only}[case["config"]]
+    expect = case["expect"]
+    if "verdict" in expect:
+        r = parse_verdict(case["text"], cfg)
+        assert isinstance(r, ParsedVerdict), r
+        assert (r.verdict, r.strength) == (expect["verdict"], expect.get("strength"))
+    elif "unparsed" in expect:
+        assert expect["unparsed"] in unparsed(parse_scores(case["text"], cfg, case["answer_type"]))
+    else:
+        r = ok(parse_scores(case["text"], cfg, case["answer_type"]))
+        assert r.scores == {k: float(v) for k, v in expect.get("scores", {}).items()}
+        assert r.overall == float(expect["overall"])
+
+
 # -- aggregation over repeated samples ------------------------------------------------------------
 def _sample(overall: float, f: float) -> ParsedScores:
     return ParsedScores({"factuality": f, "user_satisfaction": 7.0}, overall, "fact")
@@ -407,6 +485,49 @@ def test_combine_pair_samples_majority_then_swap() -> None:
     ba = [parse_verdict("[[B]]"), parse_verdict(""), parse_verdict("[[B]]")]
     r = combine_pair_samples(ab, ba)
     assert r.outcome == "win" and not r.flipped and (r.ab, r.ba) == ("A", "B")
+
+
+def test_candidate_points_by_order() -> None:
+    samples = [parse_verdict("[[A]]"), parse_verdict("[[C]]"), parse_verdict("garbage"), parse_verdict("[[B]]")]
+    assert candidate_points(samples, "AB") == [1.0, 0.5, 0.0]  # unparsed samples do not count
+    assert candidate_points(samples, "BA") == [0.0, 0.5, 1.0]
+
+
+@pytest.mark.parametrize(
+    "ab, ba, outcome",
+    [
+        ([1, 1, 1], [1, 1, 0], "win"),  # the candidate wins 5 of 6 votes
+        ([1, 1, 1], [0, 0, 0], "tie"),  # every verdict by position: no evidence either way
+        ([1, 1, 0], [0, 0, 0], "loss"),  # a first-position judge that still prefers the baseline once
+        ([1, 0.5, 0.5], [0.5, 0.5, 0], "tie"),
+        ([1], [1, 0, 0, 0], "win"),  # each order weighs one half (all 5 samples pooled would say loss)
+        ([1, 1], [], None),  # one order only: cannot be corrected
+    ],
+)
+def test_balanced_outcome(ab: list, ba: list, outcome: object) -> None:
+    assert balanced_outcome([float(x) for x in ab], [float(x) for x in ba]) == outcome
+
+
+def test_balanced_outcome_keeps_a_win_that_the_tie_rule_loses_to_position_bias() -> None:
+    # a judge preferring the candidate, but answering "A" (first position) now and then whatever the answers:
+    # AB: A, A, A (win x3); BA: A, A, B (loss, loss, win) -- the BA majority is the bias, not the answers
+    ab, ba = ["A", "A", "A"], ["A", "A", "B"]
+    assert combine_pair_samples(ab, ba).outcome == "tie"  # majority per order disagrees: a flip, a tie
+    assert balanced_outcome(candidate_points(ab, "AB"), candidate_points(ba, "BA")) == "win"  # m = 2/3
+    ab, ba = ["A", "A", "B"], ["A", "A", "B"]  # the same split in both orders: no evidence either way
+    assert balanced_outcome(candidate_points(ab, "AB"), candidate_points(ba, "BA")) == "tie"
+
+
+def test_position_advantage_and_debiased_mean_recover_the_model() -> None:
+    # expected points with a first-position bias p = 0.4 and a fair score s = 0.25: AB = p + (1-p)s, BA = (1-p)s
+    p, s_ = 0.4, 0.25
+    ab, ba = [p + (1 - p) * s_] * 4, [(1 - p) * s_] * 4
+    assert position_advantage(ab, ba) == pytest.approx(p)
+    assert debiased_mean(ab, ba) == pytest.approx(s_)
+    assert debiased_mean(ba, ab) == pytest.approx(s_)  # a second-position bias: the same correction
+    assert debiased_mean([1.0, 1.0], [0.0, 0.0]) is None  # every verdict by position: undefined
+    assert debiased_mean([1.0], [0.95]) == 1.0  # clamped to [0, 1]
+    assert position_advantage([], [1.0]) is None
 
 
 def test_config_file_in_use_is_the_one_parsed(tmp_path: Path, zh: JudgeConfig) -> None:

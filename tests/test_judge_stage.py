@@ -6,6 +6,7 @@ tests are fast and see every backend call (the HTTP path is covered in test_judg
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 from pathlib import Path
@@ -18,7 +19,7 @@ from harness.backends.base import Backend, BackendOptions, GenRequest, GenResult
 from harness.judging import engine
 from harness.judging.commands import judge_run
 from harness.judging.pair import judge_pair
-from harness.judging.spec import JudgeError, JudgeSpec, load_active, snapshot_config
+from harness.judging.spec import JudgeError, JudgeSpec, judge_identity, load_active, snapshot_config
 from harness.models import Generation, ModelInfo, RunManifest
 from harness.runner import load_records
 from harness.scoring import item_frame
@@ -292,22 +293,46 @@ def test_pair_both_orders_mapped_back_and_stored(tmp_path: Path, judge_backend: 
     backend = judge_backend()
     a, b = make_run(tmp_path, "v1", V1), make_run(tmp_path, "v2", V2)
     summary = judge_pair(a, b, spec(k=1), log=lambda m: None)
-    # one generate() call; 3 items have identical answers, so their AB and BA prompts are one prompt
-    assert len(backend.batches) == 1 and len(backend.requests) == 2 * len(ITEMS) - 3
+    # one generate() call, both orders of the 2 items whose answers differ; the 3 identical pairs cost no call
+    assert len(backend.batches) == 1 and len(backend.requests) == 2 * 2
+    sent = " ".join(r.messages[-1]["content"] for r in backend.requests)
+    assert "<tok_2> likes?" in sent and "<tok_1> likes?" not in sent and "2+3=" not in sent
     o = summary["overall"]
     assert (o["win"], o["loss"]) == (0.0, pytest.approx(2 / 5)) and o["tie"] == pytest.approx(3 / 5)
-    assert o["swap_flip_rate"] == 0.0
+    assert o["identical"] == 3 and summary["reliability"]["identical_pairs"] == 3
+    assert o["swap_flip_rate"] == 0.0 and summary["reliability"]["samples"] == 4
+    assert o["corrected_score"] == pytest.approx(0.3) and summary["headline"]["overall"] == o["corrected_score"]
     assert summary["task_types"]["knowledge"]["loss"] == 0.5
     folder = b.path / "pairs" / "v1"
     assert {p.name for p in folder.iterdir()} >= {"judgments.jsonl", "pair_items.jsonl", "pair_summary.json",
                                                     "pair_report.md"}
     records = RunStore(folder).read("judgments")
-    assert {(j.order, j.mode) for j in records.values()} == {("AB", "pair"), ("BA", "pair")}
+    assert {(j.order, j.mode) for j in records.values()} == {("AB", "pair"), ("BA", "pair"), (None, "pair")}
+    same = [j for j in records.values() if j.order is None]
+    assert sorted(j.item_id for j in same) == ["k1", "m1", "mt"]
+    assert all(j.status == "ok" and j.verdict == "tie" and j.reason == "identical answers" and j.raw is None
+               for j in same)
     k2 = {j.order: j.verdict for j in records.values() if j.item_id == "k2"}
     assert k2 == {"AB": "B", "BA": "A"}  # the baseline wins in both positions: consistent loss
-    assert "loss" in (folder / "pair_report.md").read_text()
+    rows = {r["item_id"]: r for r in map(json.loads, (folder / "pair_items.jsonl").read_text().splitlines())}
+    assert rows["k1"]["identical"] and rows["k1"]["reason"] == "identical answers" and rows["k1"]["outcome"] == "tie"
+    assert rows["k2"]["corrected_outcome"] == "loss" and not rows["k2"]["identical"]
+    report = (folder / "pair_report.md").read_text()
+    assert "loss" in report and "identical" in report and "corrected" in report
     judge_pair(a, b, spec(k=1), log=lambda m: None)
     assert len(backend.batches) == 1  # cached
+    assert len(RunStore(folder).read("judgments")) == len(records)  # the identical ties are not written twice
+
+
+def test_identical_answers_do_not_dilute_the_flip_rate(tmp_path: Path, judge_backend: Callable) -> None:
+    judge_backend(lambda r: "[[A]]")  # pure position bias: every judged pair flips
+    items = [{"id": f"q{i}", "task_type": "qa", "prompt": f"q{i}?", "reference": f"r{i}"} for i in range(12)]
+    a = make_run(tmp_path, "v1", {f"q{i}": [f"r{i}"] for i in range(12)}, items=items)
+    b = make_run(tmp_path, "v2", {f"q{i}": [f"r{i}" if i < 8 else "other"] for i in range(12)}, items=items)
+    s = judge_pair(a, b, spec(k=1), log=lambda m: None)
+    assert s["overall"]["identical"] == 8 and s["overall"]["swap_flip_rate"] == 1.0  # 4 judged pairs, all flipped
+    assert s["reliability"]["swap_flip_rate"] == 1.0 and s["reliability"]["position_bias_pairs"]["A"] == 4
+    assert s["overall"]["position_advantage"] == 1.0 and s["overall"]["tie"] == 1.0
 
 
 def test_pair_position_bias_becomes_flips_and_ties(tmp_path: Path, judge_backend: Callable) -> None:
@@ -320,6 +345,102 @@ def test_pair_position_bias_becomes_flips_and_ties(tmp_path: Path, judge_backend
     r = s["reliability"]
     assert r["first_position_rate"] == 1.0 and r["position_bias_pairs"]["A"] == 12
     assert any("position" in w for w in r["warnings"]) and any("flip" in w for w in r["warnings"])
+
+
+# -- judge identity in cache keys ------------------------------------------------------------------------
+
+def test_judge_identity_changes_with_what_changes_the_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    base = JudgeSpec(config="default-en", model="qwen-72b", base_url="http://gpu1:8000/v1")
+    ident = judge_identity(base)
+    assert ident.startswith("qwen-72b#")
+    assert judge_identity(JudgeSpec(config="default-en", model="qwen-72b", base_url="http://gpu1:8000/v1/")) == ident
+    same = {"concurrency": 64, "max_retries": 0, "timeout": 5, "api_key": "sk-secret", "api_key_env": "OTHER"}
+    assert judge_identity(JudgeSpec(config="default-en", model="qwen-72b", base_url="http://gpu1:8000/v1",
+                                    options=same)) == ident
+    assert judge_identity(JudgeSpec(config="default-en", model="qwen-72b", base_url="http://gpu1:8000/v1",
+                                    options={"api": "chat"})) == ident  # the judge's default api, spelled out
+    different = [
+        JudgeSpec(config="default-en", model="qwen-72b", base_url="http://gpu2:8000/v1"),
+        JudgeSpec(config="default-en", model="qwen-72b"),  # no URL: $OPENAI_BASE_URL, else OpenAI's
+        JudgeSpec(config="default-en", model="qwen-72b", base_url="http://gpu1:8000/v1", options={"api": "completions"}),
+        JudgeSpec(config="default-en", model="qwen-72b", base_url="http://gpu1:8000/v1",
+                  options={"extra_body": {"top_k": 20}}),
+        JudgeSpec(config="default-en", model="qwen-72b", base_url="http://gpu1:8000/v1", backend="vllm"),
+    ]
+    idents = {judge_identity(x) for x in different[:4]}
+    assert len(idents) == 4 and ident not in idents
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://gpu1:8000/v1")
+    assert judge_identity(different[1]) == ident  # the same endpoint, reached through the environment
+    with pytest.raises(JudgeError, match="only for --judge-backend openai"):
+        judge_identity(different[4])
+
+
+def test_another_endpoint_with_the_same_model_name_is_judged_afresh(tmp_path: Path, judge_backend: Callable) -> None:
+    backend = judge_backend()
+    store = make_run(tmp_path, "v1", V1)
+    first = JudgeSpec(config="default-en", model="qwen-72b", base_url="http://gpu1:8000/v1", samples=1, progress=False)
+    judge_run(store, first, log=lambda m: None)
+    judge_run(store, JudgeSpec(**{**first.__dict__, "options": {"concurrency": 4}}), log=lambda m: None)
+    assert len(backend.batches) == 1  # transport settings: the same judge, all cached
+    counts = judge_run(store, JudgeSpec(**{**first.__dict__, "base_url": "http://gpu2:8000/v1"}), log=lambda m: None)
+    assert len(backend.batches) == 2 and len(backend.batches[1]) == len(ITEMS)  # nothing reused across endpoints
+    assert counts["samples"] == len(ITEMS)
+    assert store.read_json("summary.json")["judge"]["reliability"]["samples"] == len(ITEMS)  # the new judge's only
+    assert len(judgments(store)) == 2 * len(ITEMS)  # the old endpoint's records stay, as a cache
+
+
+# -- reliability in runs ---------------------------------------------------------------------------------
+
+def test_same_family_warning_reaches_summary_and_report(tmp_path: Path, judge_backend: Callable) -> None:
+    judge_backend()
+    store = make_run(tmp_path, "v1", V1, model="my-qwen2-sft")
+    judge_run(store, spec(k=1, model="Qwen2.5-72B-Instruct"), log=lambda m: None)
+    warnings = store.read_json("summary.json")["judge"]["reliability"]["warnings"]
+    assert "same model family (qwen)" in warnings[0] and "my-qwen2-sft" in warnings[0]
+    assert "same model family (qwen)" in (store.path / "report.md").read_text()
+
+
+LENGTH_ITEMS = [{"id": f"q{i}", "task_type": "qa", "prompt": f"question {i}?", "reference": "ref"} for i in range(12)]
+
+
+def test_length_biased_judge_is_flagged(tmp_path: Path, judge_backend: Callable) -> None:
+    judge_backend(by_length=True)
+    answers = {f"q{i}": ["word " * (2 * i + 1)] for i in range(12)}  # 5 to 115 characters
+    store = make_run(tmp_path, "v1", answers, items=LENGTH_ITEMS)
+    judge_run(store, spec(k=1), log=lambda m: None)
+    r = store.read_json("summary.json")["judge"]["reliability"]
+    assert r["length_correlation"] > 0.5
+    assert any("correlates with answer length" in w for w in r["warnings"])
+    assert "answer length: +" in (store.path / "report.md").read_text()
+
+
+def test_judge_preferring_the_longer_answer_is_flagged(tmp_path: Path, judge_backend: Callable) -> None:
+    judge_backend(by_length=True)
+    a = make_run(tmp_path, "v1", {f"q{i}": [f"answer {i}"] for i in range(12)}, items=LENGTH_ITEMS)
+    b = make_run(tmp_path, "v2", {f"q{i}": [f"answer {i}" + (" and more" if i % 3 else "!")] for i in range(12)},
+                 items=LENGTH_ITEMS)
+    s = judge_pair(a, b, spec(k=1), log=lambda m: None)
+    r = s["reliability"]
+    assert r["longer_answer_win_rate"] == 1.0 and s["overall"]["win"] == 1.0  # the candidate is always longer
+    assert any("won by the longer answer" in w for w in r["warnings"])
+
+
+def test_per_item_spread_of_the_overall_score(tmp_path: Path, judge_backend: Callable) -> None:
+    judge_backend(noise=2.0)
+    store = make_run(tmp_path, "v1", V1)
+    judge_run(store, spec(k=4), log=lambda m: None)
+    frame = item_frame(load_records(store))
+    for item_id in ("k1", "m1", "w1"):
+        overall = [j.overall for j in judgments(store) if j.item_id == item_id and j.status == "ok"]
+        assert frame.loc[item_id, "judge:spread"] == pytest.approx(statistics.pstdev(overall))
+    summary = store.read_json("summary.json")
+    assert summary["task_types"]["knowledge"]["metrics"]["judge:spread"] == pytest.approx(
+        frame.loc[["k1", "k2"], "judge:spread"].mean())
+    assert summary["overall"]["metrics"]["judge:spread"] > 0
+    one = make_run(tmp_path, "v2", V1)
+    judge_run(one, spec(k=1), log=lambda m: None)
+    assert "judge:spread" not in item_frame(load_records(one)).columns  # one sample: no spread to speak of
 
 
 # -- reliability functions ------------------------------------------------------------------------------
@@ -350,12 +471,14 @@ def test_family_warning(tmp_path: Path) -> None:
     (ckpt / "config.json").write_text('{"model_type": "mistral", "_name_or_path": "mistralai/Mistral-7B-v0.3"}')
     warning = rel.family_warning(rel.identify_model("mistral-large"), rel.identify_model("x", path=str(ckpt)))
     assert "(mistral)" in warning
+    (ckpt / "config.json").write_text('{"model_type": "qwen2"}')  # only config.json names the family
+    assert "same model family (qwen)" in rel.family_warning(qwen_judge, rel.identify_model("step-1200", path=str(ckpt)))
     other = tmp_path / "judge"
     other.mkdir()
-    (other / "config.json").write_text('{"model_type": "llama"}')
-    (ckpt / "config.json").write_text('{"model_type": "llama"}')
-    assert "architecture 'llama'" in rel.family_warning(rel.identify_model("j", path=str(other)),
-                                                        rel.identify_model("c", path=str(ckpt)))
+    (other / "config.json").write_text('{"model_type": "acme_lm"}')  # an architecture no family pattern knows
+    (ckpt / "config.json").write_text('{"model_type": "acme_lm"}')
+    assert "architecture 'acme_lm'" in rel.family_warning(rel.identify_model("j", path=str(other)),
+                                                          rel.identify_model("c", path=str(ckpt)))
     assert "itself" in rel.family_warning(rel.identify_model(str(ckpt)), rel.identify_model("c", path=str(ckpt)))
 
 
@@ -366,14 +489,26 @@ def test_threshold_warnings() -> None:
     assert rel.threshold_warnings(numbers, n_items=3) == []  # too few items to tell
 
 
-def test_bench_swap_and_repeats_recover_the_true_win_rate() -> None:
+def test_bench_corrected_score_recovers_the_true_win_rate_at_the_shipped_k() -> None:
     import re
     import subprocess
     import sys
 
     bench = Path(__file__).resolve().parents[1] / "bench" / "judge_bias.py"
-    proc = subprocess.run([sys.executable, str(bench), "--items", "2000"], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    errors = {m.group(1): float(m.group(2))
-              for m in re.finditer(r"^\s+(naive|swapped \+ repeated).*?([+-]\d+\.\d)$", proc.stdout, re.M)}
-    assert abs(errors["swapped + repeated"]) <= 2 and abs(errors["naive"]) >= 10
+
+    def run(*args: str) -> tuple[int, str, dict[str, float]]:
+        proc = subprocess.run([sys.executable, str(bench), "--items", "2000", *args], capture_output=True, text=True,
+                              timeout=300)
+        errors = {m.group(1): float(m.group(2)) for m in re.finditer(
+            r"^\s+(naive|swapped \(|swapped \+ repeated|corrected).*?([+-]\d+\.\d)$", proc.stdout, re.M)}
+        return proc.returncode, proc.stdout + proc.stderr, errors
+
+    shipped_k = load_judge_config("default-en").sampling.k
+    rc, out, errors = run()  # at the shipped config's k
+    assert rc == 0, out
+    assert f"k={shipped_k} samples per order" in out
+    assert set(errors) == {"naive", "swapped (", "swapped + repeated", "corrected"}
+    assert abs(errors["corrected"]) <= 2 and abs(errors["naive"]) >= 10
+    assert abs(errors["swapped + repeated"]) > abs(errors["corrected"])  # ties for flips pull towards 50%
+    rc, out, errors = run("--bias", "0.45", "--k", "1")  # too few samples for a strong bias: the gate trips
+    assert rc == 1 and abs(errors["corrected"]) > 2, out

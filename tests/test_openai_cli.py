@@ -7,6 +7,7 @@ reaches the run folder or the console.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -164,14 +165,17 @@ def test_rendered_prompts_reach_the_server_token_for_token(tmp_path: Path, token
     assert m["counts"]["probes"] == 6 and m["counts"]["probe_errors"] == 0  # log-probs via /completions echo
 
 
-@pytest.mark.parametrize("how", ["env", "option"])
+@pytest.mark.parametrize("how", ["env", "option", "url"])
 def test_no_secret_reaches_the_run_folder_or_the_console(tmp_path: Path, tokenizer_dir: Path, how: str) -> None:
     secret = "sk-test-" + secrets.token_hex(16)
-
+    # "url": a server behind a basic-auth proxy, its password in the base URL (httpx sends it as Basic auth)
+    url_secret = "pw-" + secrets.token_hex(16)
+    basic = base64.b64encode(f"user:{url_secret}".encode()).decode()
+    expected = f"Basic {basic}" if how == "url" else f"Bearer {secret}"
     echoed = []
 
     def handler(req: Request):
-        if req.headers.get("authorization") != f"Bearer {secret}":
+        if req.headers.get("authorization") != expected:
             return bad_request("no key", status=401)
         generation = req.is_completion and not (req.body or {}).get("echo")
         if generation and req.attempt == 1:
@@ -184,9 +188,12 @@ def test_no_secret_reaches_the_run_folder_or_the_console(tmp_path: Path, tokeniz
     suite = write_suite(tmp_path / "s.jsonl")
     out = tmp_path / "results"
     with OpenAIServer(handler) as srv:
-        key_args = ["--api-key-env", "SFTEVAL_TEST_KEY"] if how == "env" else ["-o", f"api_key={secret}"]
-        proc = sfteval(*common(srv, suite, out, "--model", "test-model", "--tokenizer", str(tokenizer_dir),
-                               *key_args), env={"SFTEVAL_TEST_KEY": secret} if how == "env" else {})
+        key_args = ["-o", f"api_key={secret}"] if how == "option" else ["--api-key-env", "SFTEVAL_TEST_KEY"]
+        args = common(srv, suite, out, "--model", "test-model", "--tokenizer", str(tokenizer_dir), *key_args)
+        if how == "url":
+            args[1] = srv.base_url.replace("http://", f"http://user:{url_secret}@")
+            args += ["-o", "http_transport=httpx"]
+        proc = sfteval(*args, env={} if how == "option" else {"SFTEVAL_TEST_KEY": secret})
         assert proc.returncode in (0, 3), proc.stderr
         assert any(r.is_completion for r in srv.requests)  # the key was used: the server accepted it
     assert manifest(out)["backend_settings"]["api_key_source"] in ("env:SFTEVAL_TEST_KEY", "option")
@@ -196,4 +203,10 @@ def test_no_secret_reaches_the_run_folder_or_the_console(tmp_path: Path, tokeniz
     for p in files:
         assert secret.encode() not in p.read_bytes(), p
         assert secret[8:24].encode() not in p.read_bytes(), p  # not even a fragment
+        assert url_secret.encode() not in p.read_bytes(), p
     assert secret not in proc.stdout and secret not in proc.stderr
+    assert url_secret not in proc.stdout and url_secret not in proc.stderr
+    if how == "url":  # masked where it is recorded, not dropped
+        m = manifest(out)
+        assert "user:***@127.0.0.1" in m["backend_settings"]["base_url"]
+        assert any("user:***@127.0.0.1" in a for a in m["command"])

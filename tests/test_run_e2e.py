@@ -108,3 +108,87 @@ def test_killed_run_resumes_without_redoing_work(demo_checkpoints: dict[str, Pat
         i.id for i in load_suite(DEMO_SUITE).items)
     manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["counts"]["generations"] == n_items
+
+
+def quick_run(ckpt: Path, out: Path, *extra: str) -> list[str]:
+    """One item per task_type, short answers, no probes: a whole run in seconds."""
+    return ["run", "--model", str(ckpt), "--suite", str(DEMO_SUITE), "--out", str(out), "--run-name", "r",
+            "--limit", "1", "--no-probes", "--quiet", *extra]
+
+
+@pytest.mark.slow
+def test_resume_refuses_changed_run_options(demo_checkpoints: dict[str, Path], tmp_path: Path) -> None:
+    args = quick_run(demo_checkpoints["v1"], tmp_path, "--max-new-tokens", "8")
+    sfteval(*args)
+    gens = tmp_path / "r" / "generations.jsonl"
+    before = gens.read_text()
+    manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    assert manifest["sampling_defaults"]["max_new_tokens"] == 8  # the effective value, not the suite's
+    assert manifest["settings"]["limit"] == 1 and manifest["settings"]["max_new_tokens"] == 8
+
+    changed = [a if a != "8" else "16" for a in args if a != "--no-probes"]
+    changed[changed.index("--limit") + 1] = "2"
+    refused = sfteval(*changed, "--no-probes", "--temperature", "0.5", "--keep-think", "--resume", "r", check=False)
+    assert refused.returncode == 2, refused.stderr
+    for change in ("--max-new-tokens was 8, now 16", "--limit was 1, now 2", "--temperature was not set, now 0.5",
+                   "--think-markers/--keep-think was <think>,</think>, now --keep-think"):
+        assert change in refused.stderr
+    assert gens.read_text() == before  # nothing generated next to the old records
+
+    sfteval(*args, "--resume", "r")  # the original options resume (nothing left to do)
+    assert gens.read_text() == before
+
+
+@pytest.mark.slow
+def test_run_killed_while_loading_resumes_from_scratch(demo_checkpoints: dict[str, Path], tmp_path: Path) -> None:
+    args = quick_run(demo_checkpoints["v1"], tmp_path)
+    log = tmp_path / "stderr.txt"
+    with open(log, "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "harness.cli", *args], cwd=REPO,
+                                stdout=subprocess.DEVNULL, stderr=err)
+    deadline = time.time() + 120
+    while time.time() < deadline and "run: " not in log.read_text():
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert f"run: {tmp_path / 'r'} (resume with --resume r)" in log.read_text()  # printed before the model loads
+    assert (tmp_path / "r").is_dir() and not (tmp_path / "r" / "manifest.json").exists(), \
+        "the kill must land before the manifest is written"
+
+    resumed = sfteval(*args, "--resume", "r")
+    assert "starting it now" in resumed.stderr
+    manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    n_types = len({i.task_type for i in load_suite(DEMO_SUITE).items})
+    assert manifest["status"] == "complete" and manifest["counts"]["generations"] == n_types
+
+    missing = sfteval(*args, "--resume", "nowhere", check=False)
+    assert missing.returncode == 2 and "no run found" in missing.stderr
+
+
+@pytest.mark.slow
+def test_chat_template_file_renders_a_checkpoint_without_one(demo_checkpoints: dict[str, Path],
+                                                             tmp_path: Path) -> None:
+    import shutil
+
+    ckpt = tmp_path / "no-template"
+    shutil.copytree(demo_checkpoints["v1"], ckpt)
+    original = (ckpt / "chat_template.jinja").read_text()
+    (ckpt / "chat_template.jinja").unlink()
+    assert "chat_template" not in (ckpt / "tokenizer_config.json").read_text()
+
+    refused = sfteval(*quick_run(ckpt, tmp_path), check=False)
+    assert refused.returncode == 2 and "--chat-template FILE" in refused.stderr
+
+    template = tmp_path / "custom.jinja"
+    template.write_text("{{- 'CUSTOM-TEMPLATE\\n' }}" + original)
+    shutil.rmtree(tmp_path / "r")
+    sfteval(*quick_run(ckpt, tmp_path, "--chat-template", str(template)))
+    gens = [json.loads(line) for line in (tmp_path / "r" / "generations.jsonl").read_text().splitlines()]
+    assert gens and all(g["prompt"].startswith("CUSTOM-TEMPLATE\n<|im_start|>") for g in gens)
+    manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    assert manifest["chat_template"] == template.read_text()
+    assert manifest["settings"]["chat_template_file"] == str(template.resolve())
+
+    template.write_text(original)  # another template: the stored prompts would no longer match
+    refused = sfteval(*quick_run(ckpt, tmp_path, "--chat-template", str(template), "--resume", "r"), check=False)
+    assert refused.returncode == 2 and "chat template changed" in refused.stderr

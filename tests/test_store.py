@@ -51,3 +51,22 @@ def test_one_writer_per_run(tmp_path: Path) -> None:
 def test_content_key_is_stable() -> None:
     assert content_key("gen", "abc", 0, {"t": 1, "u": 2}) == content_key("gen", "abc", 0, {"u": 2, "t": 1})
     assert content_key("gen", "abc", 0) != content_key("gen", "abc", 1)
+
+
+def test_a_folder_left_before_its_manifest_is_unstarted(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "run")
+    assert not store.is_unstarted()  # no folder at all
+    store.lock()  # what a run does first; a kill while the model loads leaves just this
+    store.close()
+    assert store.is_unstarted()
+    (store.path / "items.jsonl").write_text("{}\n")  # killed between the items snapshot and the manifest
+    assert store.is_unstarted()
+    (store.path / "generations.jsonl").write_text("{}\n")  # records: not ours to throw away
+    assert not store.is_unstarted()
+    (store.path / "generations.jsonl").unlink()
+    (store.path / "manifest.json").write_text("{}")
+    assert not store.is_unstarted() and store.exists()
+
+
+def test_a_folder_sfteval_did_not_begin_is_not_unstarted(tmp_path: Path) -> None:
+    assert not RunStore(tmp_path).is_unstarted()  # an empty folder holds no lock file

@@ -16,7 +16,7 @@ from ..models import Item, Judgment, RunManifest
 from ..score import run_scorers, score_targets
 from ..store import RunStore
 from .single import AnswerTypeOf, JudgeScorer
-from .spec import JUDGE_CONFIG_FILE, JudgeError, JudgeSpec, effective_k, save_active, spec_from_manifest
+from .spec import JUDGE_CONFIG_FILE, ActiveJudge, JudgeError, JudgeSpec, effective_k, save_active, spec_from_manifest
 
 if TYPE_CHECKING:
     from ..runner import RunContext
@@ -40,13 +40,19 @@ def suite_answer_types(suite: Optional["Suite"]) -> AnswerTypeOf:
 
 
 def scorer_for_run(ctx: "RunContext", spec: JudgeSpec) -> JudgeScorer:
-    """The judge as the run's second scorer; records the judge in the manifest first."""
+    """The judge as the run's second scorer; records the judge in the manifest first.
+
+    An unreachable judge does not stop the run: its requests are stored as errors, so the answers and
+    rule scores still get a summary and `sfteval judge RUN` retries only the failed judge requests.
+    """
     cfg = spec.load_config()
     k = effective_k(cfg, spec.samples)
     answer_type_of = suite_answer_types(ctx.suite)
     check_answer_types(cfg, ctx.items, answer_type_of)
-    save_active(ctx.store, ctx.manifest, spec, cfg, k)
-    return JudgeScorer(spec, cfg, k, ctx.store.read("judgments"), answer_type_of=answer_type_of, log=ctx.log)
+    scorer = JudgeScorer(spec, cfg, k, ctx.store.read("judgments"), answer_type_of=answer_type_of, fail_fast=False,
+                         log=ctx.log)
+    save_active(ctx.store, ctx.manifest, spec, cfg, k, scorer.client.judge_id)
+    return scorer
 
 
 def _stored_suite(manifest: RunManifest, log: Callable[[str], None]) -> Optional["Suite"]:
@@ -91,13 +97,12 @@ def judge_run(store: RunStore, spec: Optional[JudgeSpec], *, overrides: Optional
         targets = score_targets(items, store.read("generations"))
         written = run_scorers(store, [scorer], targets)
         snapshot_used = recorded and Path(spec.config) == store.path / JUDGE_CONFIG_FILE
-        save_active(store, manifest, spec, cfg, k)
+        save_active(store, manifest, spec, cfg, k, scorer.client.judge_id)
         if snapshot_used and manifest.judge is not None:  # keep naming the YAML file the config came from
             manifest.judge["config_source"] = recorded.get("config_source")  # type: ignore[union-attr]
         finalize(store, manifest)
-        active = [j for j in store.read("judgments", Judgment).values()
-                  if j.mode == "single" and j.judge_config_hash == cfg.config_hash() and j.judge_model == spec.model
-                  and j.judge_sample < k]
+        judge = ActiveJudge(cfg, spec.model, k, scorer.client.judge_id)
+        active = [j for j in store.read("judgments", Judgment).values() if j.mode == "single" and judge.selects(j)]
         return {"records": written, "backend_calls": scorer.client.calls, "samples": len(active),
                 "errors": sum(j.status == "error" for j in active),
                 "unparsed": sum(j.status == "unparsed" for j in active)}

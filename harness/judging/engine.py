@@ -2,10 +2,11 @@
 
 Why one engine for single and pairwise grading: both are "k samples of a prompt, parse, store", and
 both must (1) never pay twice for the same judge call -- the cache key is the judge config hash, the
-judge model, the prompt's content hash and the judge sample, so identical answers of two samples or a
-re-run share one call; (2) send every pending request in ONE ``backend.generate`` call so an API
-backend's concurrency limit, not this loop, sets the pace; (3) keep errors retriable: an ``error``
-record is never a cache hit, while an ``unparsed`` one is final (the raw text is kept).
+judge's identity (model, endpoint, output-changing options), the prompt's content hash and the judge
+sample, so identical answers of two samples or a re-run share one call; (2) send every pending request
+in ONE ``backend.generate`` call so an API backend's concurrency limit, not this loop, sets the pace;
+(3) keep errors retriable: an ``error`` record is never a cache hit, while an ``unparsed`` one is final
+(the raw text is kept).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import re
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional, Union
 
 from judges.config import JudgeConfig
@@ -22,7 +22,7 @@ from judges.parse import ParsedScores, ParsedVerdict, Unparsed, judgment_fields
 from ..backends.base import Backend, GenRequest, GenResult
 from ..models import Judgment, SamplingParams
 from ..store import content_key
-from .spec import JudgeError, JudgeSpec
+from .spec import JudgeError, JudgeSpec, backend_options, judge_identity
 
 ParseResult = Union[ParsedScores, ParsedVerdict, Unparsed]
 #: Seed offset of the one retry of an unparsed sample (a seeded server would repeat the same text).
@@ -75,17 +75,15 @@ class JudgeClient:
         self.spec, self.cfg, self.log = spec, cfg, log
         self._backend: Optional[Backend] = None
         self._renderer: Any = None
+        self._judge_id: Optional[str] = None
         self.calls = 0  #: backend.generate invocations (tests assert batching)
 
     @property
     def judge_id(self) -> str:
-        """The judge model's identity in cache keys: its name, plus a fingerprint for a local checkpoint."""
-        from ..modelref import fingerprint
-
-        path = Path(self.spec.model).expanduser()
-        if self.spec.backend != "openai" and path.exists():
-            return f"{self.spec.model}@{fingerprint(path)}"
-        return self.spec.model
+        """The judge's identity in cache keys (:func:`harness.judging.spec.judge_identity`), computed once."""
+        if self._judge_id is None:
+            self._judge_id = judge_identity(self.spec)
+        return self._judge_id
 
     def open(self) -> Backend:
         if self._backend is None:
@@ -126,23 +124,16 @@ def create_judge_backend(spec: JudgeSpec) -> Backend:
     """The judge's backend: an OpenAI-compatible server (chat messages) or a local checkpoint (hf, vllm)."""
     from ..backends import create_backend
 
-    options = dict(spec.options)
-    if spec.backend == "openai":
-        if spec.base_url:
-            options["base_url"] = spec.base_url
-        options.setdefault("api_key_env", spec.api_key_env)
-        options.setdefault("api", "chat")  # the server applies the judge's own chat template
-    elif spec.base_url:
-        raise JudgeError(f"--judge-base-url is only for --judge-backend openai, not {spec.backend}")
-    return create_backend(spec.backend, model=spec.model, **options)
+    return create_backend(spec.backend, model=spec.model, **backend_options(spec))
 
 
 def run_calls(calls: Iterable[JudgeCall], client: JudgeClient, existing: dict[str, Judgment], *,
-              retry_unparsed: bool, label: str = "judge") -> Iterator[Judgment]:
+              retry_unparsed: bool, label: str = "judge", fail_fast: bool = True) -> Iterator[Judgment]:
     """Yield a record for every call not already stored: cache hits first, then one batched backend call.
 
-    ``existing`` is the store's records by key. Raises :class:`JudgeError` when every request failed
-    (an unreachable judge), before anything is written for them.
+    ``existing`` is the store's records by key. When every request failed (an unreachable judge),
+    ``fail_fast`` raises :class:`JudgeError` before anything is written for them; without it the error
+    records are yielded like any other (a run keeps its answers and summary, and a re-judge retries them).
     """
     cache = {j.details["cache_key"]: j for j in existing.values() if j.status != "error" and "cache_key" in j.details}
     todo: dict[str, list[JudgeCall]] = {}
@@ -172,7 +163,10 @@ def run_calls(calls: Iterable[JudgeCall], client: JudgeClient, existing: dict[st
             continue
         yield from (fill(c, result.text, parsed, attempts=attempt) for c in calls_)
     if n_ok == 0 and errors:
-        raise JudgeError(f"the judge failed on all {len(errors)} requests: {errors[0].reason}")
+        message = f"the judge failed on all {len(errors)} requests: {errors[0].reason}"
+        if fail_fast:
+            raise JudgeError(message)
+        client.log(f"warning: {message}; stored as errors")
     yield from errors
     if retries:
         for ck, result, _ in _execute(client, {k: todo[k] for k in retries}, retry=True, label=f"{label} retry"):

@@ -5,8 +5,10 @@ unparsed excluded and counted, usability on the medians) live in judges/aggregat
 selects the active judge's records and shapes the result as item-frame columns:
 
 ``judge:<dim>`` and ``judge:overall`` (medians), ``usable`` (0/1) and ``usable_score`` (the weighted
-score), ``judge:unparsed`` / ``judge:error`` (share of judge samples). Several answer samples of one
-item are averaged, so every item weighs the same.
+score), ``judge:spread`` (population std of the overall score over the parsed judge samples; only with
+two or more, so a task_type's mean says how much the judge disagrees with itself there),
+``judge:unparsed`` / ``judge:error`` (share of judge samples). Several answer samples of one item are
+averaged, so every item weighs the same.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def answer_judgments(records: "RunRecords") -> list[AnswerJudgment]:
 
 
 def judge_item_metrics(records: "RunRecords") -> pd.DataFrame:
-    """One row per judged item: medians per dimension, usability, unparsed/error shares."""
+    """One row per judged item: medians per dimension, usability, overall-score spread, unparsed/error shares."""
     judge: Optional["ActiveJudge"] = getattr(records, "judge", None)
     rows = []
     for a in answer_judgments(records):
@@ -71,6 +73,8 @@ def judge_item_metrics(records: "RunRecords") -> pd.DataFrame:
             u = decide_usability(a.agg.scores, a.agg.overall, judge.config, a.answer_type)
             row.update({f"judge:{d}": v for d, v in a.agg.scores.items()})
             row.update({"judge:overall": a.agg.overall, "usable": float(u.usable), "usable_score": u.weighted_score})
+            if a.agg.n_parsed >= 2:
+                row["judge:spread"] = a.agg.spread[judge.config.overall.key].std
         rows.append(row)
     if not rows:
         return pd.DataFrame(index=pd.Index([], name="item_id"))

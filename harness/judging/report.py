@@ -24,17 +24,18 @@ def _label(name: str) -> str:
 
 
 def judge_table(summary: dict[str, Any]) -> str:
-    """task_type | n | usable | usable score | each dimension | overall | unparsed."""
+    """task_type | n | usable | usable score | each dimension | overall | spread | unparsed | errors."""
     dims = list(summary["judge"]["dimensions"])
-    metrics = ["usable", "usable_score"] + [f"judge:{d}" for d in dims] + ["judge:overall", "judge:unparsed"]
+    metrics = ["usable", "usable_score"] + [f"judge:{d}" for d in dims] + ["judge:overall", "judge:spread",
+                                                                          "judge:unparsed", "judge:error"]
     headers = ["task_type", "n", "usable", "usable score"] + [summary["judge"]["dimensions"][d] for d in dims] \
-        + ["overall", "unparsed"]
+        + ["overall", "spread", "unparsed", "errors"]
     groups = list(summary["task_types"].items()) + [("[overall]", summary["overall"])]
     rows = []
     for name, g in groups:
         m = g["metrics"]
-        rows.append([_label(name), g["n"]] + [_pct(m.get(x)) if x in ("usable", "judge:unparsed") else _num(m.get(x))
-                                              for x in metrics])
+        rows.append([_label(name), g["n"]] + [_pct(m.get(x)) if x in ("usable", "judge:unparsed", "judge:error")
+                                              else _num(m.get(x)) for x in metrics])
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 
 
@@ -61,6 +62,9 @@ def reliability_lines(r: dict[str, Any]) -> list[str]:
             only_pairs = r[key] is None and key == "swap_flip_rate"
             extra = " (pairwise judging only: `sfteval judge --pair RUN_A RUN_B`)" if only_pairs else ""
             lines.append(f"- {text}: {_pct(r[key])}{extra}")
+    if r.get("identical_pairs"):
+        lines.append(f"- pairs of identical answers: {r['identical_pairs']} (ties without a judge call; "
+                     "left out of the flip and position rates)")
     flagged = r.get("injection_flagged_items") or []
     if flagged:
         lines.append(f"- answers that address the judge (flagged, scores untouched): {len(flagged)} "
@@ -92,23 +96,34 @@ def run_judge_markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _signed(v: Optional[float]) -> str:
+    return "–" if v is None else f"{100 * v:+.1f} pts"
+
+
 def pair_report_markdown(s: dict[str, Any]) -> str:
     o = s["overall"]
+    c = o["corrected"]
     lines = [
         f"# Pairwise: `{s['candidate_run']}` (candidate) vs `{s['baseline_run']}` (baseline)",
         "",
         f"- judge: `{s['judge']['model']}` with config `{s['judge']['config']}`, {s['judge']['samples']} sample(s) "
-        "per order, both orders (AB: candidate first, BA: baseline first); inconsistent verdicts count as ties",
-        f"- candidate {_pct(o['win'])} win, {_pct(o['tie'])} tie, {_pct(o['loss'])} loss over {o['decided']} "
-        f"items ({o['excluded']} pairs excluded: an order unparsed or failed)",
+        "per order, both orders (AB: candidate first, BA: baseline first)",
+        f"- **candidate score {_num(o['corrected_score'])}** (position-bias-corrected: both orders' samples weighted "
+        f"equally; {_pct(c['win'])} win, {_pct(c['tie'])} tie, {_pct(c['loss'])} loss); tie-based score "
+        f"{_num(o['score'])} (inconsistent verdicts count as ties: {_pct(o['win'])} win, {_pct(o['tie'])} tie, "
+        f"{_pct(o['loss'])} loss)",
+        f"- {o['decided']} items decided, {o['excluded']} pairs excluded (an order unparsed or failed), "
+        f"{o['identical']} pairs of identical answers (a tie, not sent to the judge); first-position advantage "
+        f"{_signed(o['position_advantage'])}",
     ]
     if s["suite"]["hash_mismatch"]:
         lines.append("- **warning**: the two runs used different suites; only shared item ids are compared")
-    rows = [[_label(name), g["n"], _pct(g["win"]), _pct(g["tie"]), _pct(g["loss"]), _num(g["score"]),
-             _pct(g["swap_flip_rate"]), g["excluded"]] for name, g in s["task_types"].items()]
-    rows.append(["[overall]", o["n"], _pct(o["win"]), _pct(o["tie"]), _pct(o["loss"]), _num(o["score"]),
-                 _pct(o["swap_flip_rate"]), o["excluded"]])
-    lines += ["", tabulate(rows, headers=["task_type", "n", "win", "tie", "loss", "score", "flips", "excluded"],
-                           tablefmt="github", disable_numparse=True),
+    groups = list(s["task_types"].items()) + [("[overall]", o)]
+    rows = [[_label(name), g["n"], _num(g["corrected_score"]), _num(g["score"]), _pct(g["win"]), _pct(g["tie"]),
+             _pct(g["loss"]), _pct(g["swap_flip_rate"]), _signed(g["position_advantage"]), g["identical"],
+             g["excluded"]] for name, g in groups]
+    headers = ["task_type", "n", "corrected", "tie-based", "win", "tie", "loss", "flips", "1st-position adv.",
+               "identical", "excluded"]
+    lines += ["", tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True),
               "", "## Judge reliability", "", *reliability_lines(s["reliability"]), ""]
     return "\n".join(lines)

@@ -36,10 +36,11 @@ class JudgeScorer(Scorer):
     name = "judge"
 
     def __init__(self, spec: JudgeSpec, cfg: JudgeConfig, k: int, existing: dict[str, Judgment], *,
-                 answer_type_of: AnswerTypeOf = lambda item: item.answer_type,
+                 answer_type_of: AnswerTypeOf = lambda item: item.answer_type, fail_fast: bool = True,
                  log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)):
         self.spec, self.cfg, self.k, self.existing = spec, cfg, k, existing
         self.answer_type_of = answer_type_of
+        self.fail_fast = fail_fast  #: an unreachable judge raises (True) or is stored as errors (False)
         self.client = JudgeClient(spec, cfg, log)
         self.log = log
 
@@ -64,7 +65,8 @@ class JudgeScorer(Scorer):
                     task_type=t.item.task_type, generation_key=t.generation.key, sample=t.generation.sample,
                     scorer=f"judge:{self.cfg.name}", judge_config_hash=cfg_hash, judge_model=self.spec.model,
                     mode="single", judge_sample=i, status="error",
-                    details={"flags": p.flags.get("answer", []), "answer_type": p.answer_type},
+                    details={"flags": p.flags.get("answer", []), "answer_type": p.answer_type,
+                             "judge_id": judge_id},
                 )
                 out.append(JudgeCall(template, ck, p.messages, _score_parser(self.cfg, p.answer_type),
                                      _usability_of(self.cfg, p.answer_type)))
@@ -74,7 +76,7 @@ class JudgeScorer(Scorer):
         calls = self.calls(targets)
         try:
             yield from run_calls(calls, self.client, self.existing, retry_unparsed=self.cfg.parser.retry_unparsed,
-                                 label="judge")
+                                 label="judge", fail_fast=self.fail_fast)
         finally:
             self.client.close()
 

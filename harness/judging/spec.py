@@ -9,6 +9,7 @@ k. Old judgments of other judges stay in ``judgments.jsonl`` as a cache but are 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,16 +50,19 @@ class JudgeSpec:
         return cfg
 
     def manifest_entry(self, cfg: JudgeConfig, k: int) -> dict[str, Any]:
-        """What the run manifest records about the judge (never a key, only the variable's name)."""
+        """What the run manifest records about the judge (never a key, only the variable's name).
+
+        Secret options are left out (not masked: a re-judge reuses the recorded options) and the base URL's
+        credentials are masked; a re-judge of such a server needs ``--judge-base-url`` again.
+        """
+        from ..redact import is_secret_name, redact_url, redact_value
+
         return {
             "config": cfg.name, "config_hash": cfg.config_hash(), "config_source": cfg.source, "model": self.model,
-            "backend": self.backend, "base_url": self.base_url, "api_key_env": self.api_key_env, "samples": k,
-            "options": {k_: v for k_, v in self.options.items() if not _secret(k_)},
+            "backend": self.backend, "base_url": redact_url(self.base_url) if self.base_url else None,
+            "api_key_env": self.api_key_env, "samples": k,
+            "options": {k_: redact_value(v) for k_, v in self.options.items() if not is_secret_name(k_)},
         }
-
-
-def _secret(name: str) -> bool:
-    return any(s in name.lower() for s in ("key", "token", "secret", "password"))
 
 
 def effective_k(cfg: JudgeConfig, samples: Optional[int]) -> int:
@@ -69,6 +73,55 @@ def effective_k(cfg: JudgeConfig, samples: Optional[int]) -> int:
     return k
 
 
+#: Judge-backend options that change how requests travel or are paid for, never what the judge answers.
+TRANSPORT_OPTIONS = frozenset({
+    "api_key_env", "concurrency", "max_retries", "timeout", "backoff_base", "backoff_max", "max_retry_after",
+    "stream", "price_per_1k_prompt", "price_per_1k_completion", "http_transport", "logprobs_method",
+    "max_tokens_param", "device", "batch_size",
+})
+
+
+def backend_options(spec: JudgeSpec) -> dict[str, Any]:
+    """The options the judge's backend is created with (the --judge-option values plus the endpoint)."""
+    options = dict(spec.options)
+    if spec.backend == "openai":
+        if spec.base_url:
+            options["base_url"] = spec.base_url
+        options.setdefault("api_key_env", spec.api_key_env)
+        options.setdefault("api", "chat")  # the server applies the judge's own chat template
+    elif spec.base_url:
+        raise JudgeError(f"--judge-base-url is only for --judge-backend openai, not {spec.backend}")
+    return options
+
+
+def judge_identity(spec: JudgeSpec) -> str:
+    """The judge in cache keys: the model name, plus a hash of everything else that changes its answers.
+
+    Two endpoints serving the same model name, another ``api``, ``extra_body`` or backend are different
+    judges; retries, concurrency, timeouts and credentials are not. A local checkpoint adds its
+    fingerprint. The endpoint enters with credentials masked, so the hash names no secret.
+    """
+    from ..redact import is_secret_name, redact_url
+
+    options = {k: v for k, v in backend_options(spec).items() if k not in TRANSPORT_OPTIONS and not is_secret_name(k)}
+    parts: dict[str, Any] = {"backend": spec.backend, "options": options}
+    if spec.backend == "openai":
+        import os
+
+        from ..backends.openai.backend import DEFAULT_BASE_URL
+
+        url = options.pop("base_url", None) or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+        parts["base_url"] = redact_url(str(url)).rstrip("/")
+    else:
+        path = Path(spec.model).expanduser()
+        if path.exists():
+            from ..modelref import fingerprint
+
+            parts["fingerprint"] = fingerprint(path)
+    blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str)
+    return f"{spec.model}#{hashlib.sha256(blob.encode('utf-8')).hexdigest()[:16]}"
+
+
 @dataclass(frozen=True)
 class ActiveJudge:
     """The judge whose judgments a run's summary aggregates."""
@@ -76,21 +129,25 @@ class ActiveJudge:
     config: JudgeConfig
     model: str
     k: int
+    judge_id: Optional[str] = None  #: None for runs judged before the identity was recorded
 
     @property
     def config_hash(self) -> str:
         return self.config.config_hash()
 
     def selects(self, judgment: Any) -> bool:
-        """True for this judge's records (same config hash and model, sample index below k)."""
+        """True for this judge's records (same config hash, model and identity, sample index below k)."""
+        if self.judge_id is not None and judgment.details.get("judge_id") != self.judge_id:
+            return False
         return (judgment.judge_config_hash == self.config_hash and judgment.judge_model == self.model
                 and judgment.judge_sample < self.k)
 
 
-def save_active(store: "RunStore", manifest: "RunManifest", spec: JudgeSpec, cfg: JudgeConfig, k: int) -> None:
-    """Record the judge in the manifest and snapshot its validated config beside it."""
+def save_active(store: "RunStore", manifest: "RunManifest", spec: JudgeSpec, cfg: JudgeConfig, k: int,
+                judge_id: str) -> None:
+    """Record the judge (and its identity, see :func:`judge_identity`) in the manifest; snapshot its config."""
     store.write_json(JUDGE_CONFIG_FILE, cfg.model_dump(mode="json"))
-    manifest.judge = spec.manifest_entry(cfg, k)
+    manifest.judge = {**spec.manifest_entry(cfg, k), "judge_id": judge_id}
     store.write_manifest(manifest)
 
 
@@ -101,7 +158,8 @@ def load_active(path: Path, manifest_judge: Optional[dict[str, Any]]) -> Optiona
     cfg = snapshot_config(path)
     if cfg is None or cfg.config_hash() != manifest_judge.get("config_hash"):
         return None
-    return ActiveJudge(cfg, manifest_judge["model"], int(manifest_judge.get("samples") or cfg.sampling.k))
+    return ActiveJudge(cfg, manifest_judge["model"], int(manifest_judge.get("samples") or cfg.sampling.k),
+                       manifest_judge.get("judge_id"))
 
 
 def snapshot_config(path: Path) -> Optional[JudgeConfig]:

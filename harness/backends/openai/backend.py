@@ -18,11 +18,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterator, Literal, Optional, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import openai
 from pydantic import Field, SecretStr
 
+from ...redact import redact_url as _redact_url
 from ..base import Backend, BackendError, BackendOptions, GenRequest, GenResult, LogprobRequest, LogprobResult
 from .retry import Failure, RetryPolicy, classify, scrub
 from .runtime import LoopThread
@@ -90,14 +91,6 @@ def server_default_sampling(folder: Optional[str], sent: dict[str, Any]) -> dict
         return {}
     return {k: config[k] for k, neutral in SERVER_FILLED_NEUTRAL.items()
             if k in config and k not in sent and config[k] is not None and config[k] not in neutral}
-
-
-def _redact_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password or parts.username:
-        netloc = "***@" + parts.netloc.rsplit("@", 1)[-1]
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
 
 
 async def _within(seconds: float, call: Callable[[], Awaitable[T]]) -> T:
