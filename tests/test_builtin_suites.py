@@ -271,6 +271,21 @@ def test_multi_turn_shapes(suite):
             assert isinstance(it.reference, list) and all(it.reference), f"{it.id}: one reference per answered turn"
 
 
+def test_knowledge_items_have_a_continuation_prefix_and_short_answer(suite):
+    """The continuation probe compares a base model's continuation of the prefix with the short answer: the
+    short answer must be the reference's own fact, and the prefix must not already give it away."""
+    from harness.probes.continuation import knows
+
+    name, _, items, _ = suite
+    knowledge = [it for it in items if it.task_type.split("/")[0] == CATEGORIES["knowledge QA"][name][0]]
+    assert knowledge
+    for it in knowledge:
+        prefix, short = it.meta.get("continuation_prefix"), it.meta.get("short_answer")
+        assert isinstance(prefix, str) and prefix.strip() and isinstance(short, str) and short.strip(), it.id
+        assert knows(it.reference, short), (it.id, short)
+        assert not knows(prefix, short), (it.id, prefix)
+
+
 def test_robustness_variants(suite):
     _, _, items, _ = suite
     by_id = {it.id: it for it in items}
@@ -318,6 +333,8 @@ def _texts(it: Item):
     for m in it.conversation:
         if not (m.role == "user" and it.is_robustness):
             yield m.role, m.content
+    if "continuation_prefix" in it.meta:
+        yield "continuation_prefix", it.meta["continuation_prefix"]
     refs = it.reference if isinstance(it.reference, list) else [it.reference]
     for r in refs:
         try:

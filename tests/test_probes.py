@@ -398,3 +398,74 @@ def test_continuation_probe_pieces() -> None:
     assert d["lost"] and d["base_knows"] and not d["sft_correct"] and d["weaker"] and d["logprob_gap"] == -4.0
     err = build_record(qa, "k", "prefix", Side(error="boom"), Side("x", -1.0, 1, True), "base")
     assert err.status == "error" and "boom" in (err.error or "")
+
+
+@pytest.mark.parametrize("name, knowledge, first", [
+    ("general-en", "knowledge", ("en-know-001", "Ice floats on water because it is", " less dense")),
+    ("general-zh", "知识问答", ("zh-know-001", "水的化学式是", "H2O")),
+])
+def test_continuation_probe_selects_the_builtin_knowledge_items(name: str, knowledge: str, first: tuple) -> None:
+    """By default both built-in suites' knowledge items are probed, each with its own prefix and short answer."""
+    from harness.probes.continuation import ContinuationConfig, base_pair, selected
+    from harness.suite import load_suite
+
+    suite = load_suite(name)
+    chosen = selected(suite.items, ContinuationConfig(), suite.sources)
+    assert len(chosen) >= 10 and {it.task_type.split("/")[0] for it in chosen} == {knowledge}
+    assert len(chosen) == sum(it.task_type.split("/")[0] == knowledge for it in suite.items)
+    pairs = {it.id: base_pair(it, ContinuationConfig()) for it in chosen}
+    assert pairs[first[0]] == first[1:]
+    for it in chosen:  # the suite's prefix, continued by the short answer (not the long reference)
+        prefix, answer = pairs[it.id]
+        assert prefix == it.meta["continuation_prefix"] and answer.strip() == it.meta["short_answer"]
+
+
+def test_continuation_prefix_joins_and_templates() -> None:
+    from harness.probes.continuation import ContinuationConfig, base_pair
+
+    cfg = ContinuationConfig()
+    zh = Item(id="z", task_type="知识问答/地理", prompt="中国的首都是哪座城市？", reference="北京。北京是中国的首都。",
+              meta={"short_answer": "北京"})
+    assert base_pair(zh, cfg) == ("问题：中国的首都是哪座城市？\n答案：", "北京")  # Chinese template, no space
+    en = Item(id="e", task_type="knowledge", prompt="Capital of Japan?", reference="Tokyo.",
+              meta={"continuation_prefix": "The capital of Japan is", "short_answer": "Tokyo"})
+    assert base_pair(en, cfg) == ("The capital of Japan is", " Tokyo")  # a word needs a space after it
+    add = Item(id="a", task_type="math", prompt="3+4=", reference="7", meta={"continuation_prefix": "3+4="})
+    assert base_pair(add, cfg) == ("3+4=", "7")  # verbatim after a symbol
+    assert base_pair(add, ContinuationConfig(task_types=("nothing",))) == ("3+4=", "7")
+
+
+def test_knows_uses_the_short_answer() -> None:
+    from harness.probes.continuation import Side, build_record, knows
+
+    item = Item(id="k", task_type="knowledge/geography", prompt="What is the capital of Australia?",
+                reference="Canberra. Sydney is the largest city, but Canberra is the seat of government.",
+                meta={"continuation_prefix": "The capital of Australia is", "short_answer": "Canberra"})
+    base = Side(" Canberra, which was chosen as a compromise.\nThe capital of", -0.5, 3, True)
+    rec = build_record(item, "k", "The capital of Australia is", base, Side("It is Sydney.", -4.0, 3, False), "b")
+    assert rec.details["base_knows"] and rec.details["lost"] and rec.details["answer"] == "Canberra"
+    right = build_record(item, "k", "p", base, Side("The capital is Canberra.", -1.0, 3, True), "b")
+    assert right.details["sft_correct"] and not right.details["lost"]
+    # without a short answer the whole reference must appear, which a base continuation never does
+    bare = item.model_copy(update={"meta": {"continuation_prefix": "The capital of Australia is"}})
+    assert not build_record(bare, "k", "p", base, Side("Sydney", -4.0, 3, False), "b").details["base_knows"]
+    # spacing next to Chinese characters does not matter; a longer number is not the answer
+    assert knows("约为每秒30万公里。", "30 万") and knows("光速约 30 万千米每秒", "30万千米")
+    assert not knows("约为每秒130万公里", "30 万") and not knows("1989年", "198")
+    # punctuation is a boundary, not nothing
+    assert knows("珠穆朗玛峰。2020 年测得", "珠穆朗玛峰") and knows("Jefferson's draft", "Jefferson")
+
+
+def test_bad_continuation_meta_names_file_line_and_field(tmp_path: Path) -> None:
+    from harness.probes.continuation import ContinuationConfig, selected
+    from harness.suite import SuiteError, load_suite
+
+    path = tmp_path / "s.jsonl"
+    rows = [{"id": "ok", "task_type": "knowledge", "prompt": "Q?", "reference": "A"},
+            {"id": "bad", "task_type": "knowledge", "prompt": "Q2?", "reference": "B", "meta": {"short_answer": 5}}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    suite = load_suite(str(path))
+    with pytest.raises(SuiteError) as err:
+        selected(suite.items, ContinuationConfig(), suite.sources)
+    assert f"{path}:2" in str(err.value) and "meta.short_answer" in str(err.value) and "'bad'" in str(err.value)
+    assert [it.id for it in selected(suite.items, ContinuationConfig(task_types=("other",)), suite.sources)] == []

@@ -30,6 +30,7 @@ summary.json, report.md.
 
 def probe_config_options(fn: Any) -> Any:
     """Options that shape the probes (only on `sfteval probe`; `run` uses the defaults)."""
+    from .continuation import KNOWLEDGE_TASK_TYPES
     options = [
         click.option("--eot/--no-eot", "eot", default=True, show_default=True,
                      help="Append the chat template's end-of-turn text to the reference."),
@@ -41,7 +42,8 @@ def probe_config_options(fn: Any) -> Any:
                           "with lm-evaluation-harness only)."),
         click.option("--base", metavar="CKPT",
                      help="Base model for the continuation probe: where did SFT lose knowledge the base had?"),
-        click.option("--knowledge-task-types", default="knowledge", show_default=True, metavar="A,B",
+        click.option("--knowledge-task-types", default=",".join(KNOWLEDGE_TASK_TYPES), show_default=True,
+                     metavar="A,B",
                      help="task_types (either level) of the items the continuation probe uses, besides any "
                           "item with meta.continuation_prefix."),
         click.option("--continuation-tokens", type=click.IntRange(1), default=32, show_default=True,
@@ -92,8 +94,8 @@ def probe_cmd(model: str, suite: str, backend: str, backend_option: tuple[str, .
     """Score log P(reference | prompt) and choices per task_type, without generating answers.
 
     With --base, also runs the continuation probe: the base model continues a plain-text prefix of each
-    knowledge item, the SFT model answers it, and the items where the base knew the reference and SFT
-    does not are listed (with both models' log P(reference)).
+    knowledge item, the SFT model answers it, and the items where the base knew the answer (meta.short_answer,
+    else the reference) and SFT does not are listed (with both models' log P(answer)).
     """
     from ..cli import friendly, parse_key_values
 
@@ -148,5 +150,5 @@ def lost_lines(summary: dict[str, Any], limit: int = 20) -> str:
     lines = [f"\nknowledge the base model had and the SFT model lost: {len(lost)} items"]
     for row in lost[:limit]:
         lines.append(f"  {row['item_id']} ({row['task_type']}): base {row['base']!r} | SFT {row['sft']!r} | "
-                     f"log P(ref) SFT - base = {row['logprob_gap']:.2f}")
+                     f"log P(answer) SFT - base = {row['logprob_gap']:.2f}")
     return "\n".join(lines) + "\n"

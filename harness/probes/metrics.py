@@ -3,7 +3,7 @@
 Per item (then averaged per task_type like every other metric):
   probe:ref_sum, probe:ref_mean (per token), probe:ref_tokens, probe:ref_greedy,
   probe:choice_acc, probe:choice_acc_norm, probe:choice_margin (label log-prob minus the best other),
-  probe:cont_base_knows, probe:cont_sft_correct, probe:cont_lost, probe:cont_gap (SFT - base log P(ref)).
+  probe:cont_base_knows, probe:cont_sft_correct, probe:cont_lost, probe:cont_gap (SFT - base log P(answer)).
 Per group, not a mean of items (PRACTICE 10: short answers weigh differently per item and per token):
   probe:ref_token_mean = sum of sums / sum of tokens, probe:ref_sum_total = sum of sums.
 """
@@ -88,7 +88,7 @@ def probe_markdown(summary: dict[str, Any], limit: int = 20) -> str:
         lines.append(f"- knowledge the base model had and the SFT model lost: {len(lost)} items")
         for row in lost[:limit]:
             lines.append(f"  - `{row['item_id']}` ({row['task_type']}): base `{_short(row['base'])}`, "
-                         f"SFT `{_short(row['sft'])}`, log P(ref) gap {row['logprob_gap']:.2f}")
+                         f"SFT `{_short(row['sft'])}`, log P(answer) gap {row['logprob_gap']:.2f}")
     return "\n".join(lines) + "\n"
 
 

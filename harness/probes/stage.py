@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from ..backends.base import BackendError
 from ..runner import RunError
-from ..models import Generation, ProbeResult
+from ..models import Generation, Item, ProbeResult
 from . import continuation as cont
 from .core import ProbeConfig, compute_probes, plan_probes
 
@@ -51,6 +51,7 @@ def run_probe_stage(ctx: "RunContext", options: ProbeOptions) -> None:
         return
     assert ctx.renderer is not None
     check_settings(ctx, options)
+    knowledge = cont.selected(ctx.items, options.continuation, ctx.suite.sources) if options.base else []
     stored: dict[str, ProbeResult] = ctx.store.read("probes", ProbeResult)
     done = {k for k, r in stored.items() if r.status == "ok"}
     plans = [p for p in plan_probes(ctx.items, ctx.renderer, options.config) if p.key not in done]
@@ -71,7 +72,7 @@ def run_probe_stage(ctx: "RunContext", options: ProbeOptions) -> None:
         finally:
             bar.close()
     if options.base:
-        errors += run_continuation(ctx, options, done)
+        errors += run_continuation(ctx, options, knowledge, done)
     if errors:
         ctx.log(f"{errors} probe records failed; they are stored as errors and retried on --resume")
 
@@ -110,9 +111,9 @@ def _stored_answers(ctx: "RunContext") -> dict[str, str]:
     return out
 
 
-def run_continuation(ctx: "RunContext", options: ProbeOptions, done: set[str]) -> int:
-    """SFT side with the run's backend, then the base side. The base model is loaded next to the SFT model
-    (same backend and options, minus adapters): on one GPU both must fit."""
+def run_continuation(ctx: "RunContext", options: ProbeOptions, items: list[Item], done: set[str]) -> int:
+    """SFT side with the run's backend, then the base side, for the selected knowledge ``items``. The base
+    model is loaded next to the SFT model (same backend and options, minus adapters): on one GPU both must fit."""
     from ..backends import create_backend
     from ..modelref import resolve_model
     from ..render import Renderer
@@ -120,7 +121,6 @@ def run_continuation(ctx: "RunContext", options: ProbeOptions, done: set[str]) -
     cfg = options.continuation
     assert ctx.renderer is not None and options.base is not None
     base_info = resolve_model(options.base)
-    items = cont.selected(ctx.items, cfg)
     contexts = {it.id: cont.sft_context(it, ctx.renderer) for it in items}
     keys = {it.id: cont.record_key(it, base_info.fingerprint, contexts[it.id], cfg) for it in items}
     todo = [it for it in items if keys[it.id] not in done]
@@ -133,7 +133,7 @@ def run_continuation(ctx: "RunContext", options: ProbeOptions, done: set[str]) -
     ctx.log(f"continuation probe: {len(todo)} items, SFT side")
     answers = _stored_answers(ctx)
     sft = cont.run_side(ctx.backend, ctx.renderer,
-                        [(contexts[it.id], str(it.reference), answers.get(it.id)) for it in todo],
+                        [(contexts[it.id], cont.answer_text(it), answers.get(it.id)) for it in todo],
                         cfg.max_new_tokens, cfg.whitespace)
     ctx.log(f"continuation probe: base model {base_info.name}")
     # the SFT model's own files and adapters are not the base model's
@@ -155,6 +155,6 @@ def run_continuation(ctx: "RunContext", options: ProbeOptions, done: set[str]) -
 
 
 def lost_knowledge(records: dict[str, ProbeResult]) -> list[ProbeResult]:
-    """Continuation records where the base knew the reference and the SFT model did not, worst gap first."""
+    """Continuation records where the base knew the answer and the SFT model did not, worst gap first."""
     lost = [r for r in records.values() if r.kind == "continuation" and r.status == "ok" and r.details.get("lost")]
     return sorted(lost, key=lambda r: r.details.get("logprob_gap", 0.0))
