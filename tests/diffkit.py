@@ -99,11 +99,14 @@ def write_run(root: Path, name: str, item_list: list[dict[str, Any]], recs: dict
 
 def write_pairs(candidate: RunStore, baseline: RunStore, outcomes: dict[str, tuple[str, str, Optional[str]]],
                 flip_rate: float) -> Path:
-    """outcomes: item id -> (task_type, outcome win|tie|loss|None, ...)."""
+    """outcomes: item id -> (task_type, tie-based outcome win|tie|loss|None, corrected outcome or None).
+
+    A None corrected outcome writes a row without one, as pair files written before it existed."""
     folder = candidate.path / "pairs" / baseline.run_id
     folder.mkdir(parents=True)
-    rows = [{"item_id": i, "task_type": tt, "sample": 0, "outcome": o, "flipped": o == "tie", "position_bias": None}
-            for i, (tt, o, _) in outcomes.items()]
+    rows = [{"item_id": i, "task_type": tt, "sample": 0, "outcome": o, "flipped": o == "tie", "position_bias": None,
+             **({"corrected_outcome": c} if c is not None else {})}
+            for i, (tt, o, c) in outcomes.items()]
     (folder / "pair_items.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (folder / "pair_summary.json").write_text(json.dumps({"reliability": {"swap_flip_rate": flip_rate}}))
     return folder

@@ -153,5 +153,6 @@ def test_judged_diff_regresses_on_likes_only_with_rationales_and_pairwise(judged
     assert diff.pairwise is not None
     likes = next(g for g in diff.pairwise.groups if g["group"] == LIKES)
     assert likes["loss"] > 0.3 and likes["ci_high"] < 0.5
+    assert likes["corrected_score"] < 0.5 and likes["corrected_ci_high"] < 0.5
     verdict = evaluate(diff, GateConfig())
     assert not verdict.passed and all("guard" not in r for r in verdict.reasons)

@@ -214,3 +214,23 @@ def test_items_flipped_by_probe_mass_alone(tmp_path: Path) -> None:
     assert diff.worse[0].detail["b"]["answer"] == "an answer"  # the texts come with probe-only flips too
     md = diff_markdown(diff, evaluate(diff, GateConfig()))
     assert "Items that got worse" in md and "log P(ref) -1.00 → -13.00 (-12.00 nats)" in md
+
+
+def test_pairwise_reports_the_position_bias_corrected_score_beside_the_tie_based_one(tmp_path: Path) -> None:
+    """A judge that always prefers the first position turns every pair into a flip (a tie); the balanced vote
+    still sees the candidate lose most items, and the report leads with that corrected score."""
+    its = items({"chat": 20})
+    a = write_run(tmp_path, "a", its, {it["id"]: Rec(exact=1.0) for it in its})
+    b = write_run(tmp_path, "b", its, {it["id"]: Rec(exact=1.0) for it in its})
+    write_pairs(b, a, {it["id"]: (it["task_type"], "tie", "loss" if i < 15 else "win") for i, it in enumerate(its)},
+                flip_rate=1.0)
+    diff = diff_runs(a, b, log=lambda m: None)
+    overall = next(g for g in diff.pairwise.groups if g["kind"] == "overall")
+    assert overall["score"] == 0.5 and overall["corrected_score"] == pytest.approx(0.25)
+    assert overall["corrected_ci_low"] <= 0.25 <= overall["corrected_ci_high"] < 0.5
+    md = diff_markdown(diff, evaluate(diff, GateConfig()))
+    check_markdown(md)
+    assert "position-bias-corrected score 0.25" in md
+    # read from the reverse pair (A judged against B), outcomes map back to B's side
+    inverted = diff_runs(b, a, log=lambda m: None)
+    assert next(g for g in inverted.pairwise.groups if g["kind"] == "overall")["corrected_score"] == pytest.approx(0.75)

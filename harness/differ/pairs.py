@@ -4,6 +4,9 @@ Why recompute here rather than copy pair_summary.json: the diff reports every gr
 and the same interval method as its other cells. Per item (answer samples averaged): win = 1, tie = 1/2,
 loss = 0; the group's score is the item mean, with a seeded bootstrap interval, and a two-sided sign test
 (exact, wins vs losses: McNemar on the discordant pairs) says whether B wins more often than it loses.
+Both scores are reported: the tie-based one (an inconsistent pair is a tie) and the position-bias-corrected
+one (``corrected_outcome``: the balanced vote over both orders, judges/aggregate.py), which the pairwise
+summary leads with because flips-as-ties pull the score towards 1/2.
 """
 
 from __future__ import annotations
@@ -37,11 +40,13 @@ def read_pairwise(folder: Path, inverted: bool, groups_of: dict[str, list[tuple[
     frame = pd.DataFrame({"item_id": [r["item_id"] for r in rows],
                           "outcome": [_INVERT[r.get("outcome")] if inverted else r.get("outcome") for r in rows],
                           "flipped": [bool(r.get("flipped")) for r in rows]})
+    corrected = [r.get("corrected_outcome", r.get("outcome")) for r in rows]  # older pair files: tie-based only
+    frame["corrected"] = [_INVERT[c] if inverted else c for c in corrected]
     decided = frame[frame["outcome"].notna()]
-    per_item = decided.assign(points=decided["outcome"].map(_POINTS),
+    per_item = decided.assign(points=decided["outcome"].map(_POINTS), corrected=decided["corrected"].map(_POINTS),
                               win=decided["outcome"] == "win", tie=decided["outcome"] == "tie",
                               loss=decided["outcome"] == "loss").groupby("item_id")[
-        ["points", "win", "tie", "loss", "flipped"]].mean()
+        ["points", "corrected", "win", "tie", "loss", "flipped"]].mean()
     excluded = frame[frame["outcome"].isna()].groupby("item_id").size()
     members: dict[tuple[str, str], list[str]] = {}
     for item_id in set(frame["item_id"]):
@@ -75,7 +80,11 @@ def _group(kind: str, name: str, sub: pd.DataFrame, excluded: int, seed: int, n_
     # sign test: an item B won is (0 -> 1), one B lost is (1 -> 0), a tie is concordant
     won, lost = points > 0.5, points < 0.5
     p = stats.mcnemar_exact(lost.astype(float), won.astype(float)) if n else float("nan")
+    corrected = sub["corrected"].to_numpy(dtype=np.float64)
+    c_lo, c_hi = stats.paired_bootstrap_ci(np.zeros(n), corrected, n_resamples=n_resamples, confidence=confidence,
+                                           seed=derived_seed(seed, name, "\x00pairwise-corrected"))
     mean = lambda c: float(sub[c].mean()) if n else None  # noqa: E731
     return {"group": name, "kind": kind, "n": n, "excluded": excluded, "win": mean("win"), "tie": mean("tie"),
             "loss": mean("loss"), "score": mean("points"), "ci_low": lo, "ci_high": hi, "p_value": p,
+            "corrected_score": mean("corrected"), "corrected_ci_low": c_lo, "corrected_ci_high": c_hi,
             "swap_flip_rate": mean("flipped")}

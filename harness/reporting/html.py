@@ -197,8 +197,11 @@ def diff_html(diff: DiffResult, verdict: Verdict) -> str:
     if diff.pairwise:
         p = diff.pairwise
         body += ["<h2>Pairwise judge (candidate vs baseline, both orders)</h2>",
-                 table(["task_type", "n", "win", "tie", "loss", "score", "95% CI", "p (sign test)", "flip rate"],
-                       ([fmt.group_label(g["group"], g["kind"]), g["n"], _pct(g["win"]), _pct(g["tie"]),
+                 table(["task_type", "n", "corrected score", "95% CI", "win", "tie", "loss", "score (flips as ties)",
+                        "95% CI", "p (sign test)", "flip rate"],
+                       ([fmt.group_label(g["group"], g["kind"]), g["n"],
+                         "–" if g["corrected_score"] is None else f"{g['corrected_score']:.3f}",
+                         _span(g["corrected_ci_low"], g["corrected_ci_high"]), _pct(g["win"]), _pct(g["tie"]),
                          _pct(g["loss"]), "–" if g["score"] is None else f"{g['score']:.3f}",
                          _span(g["ci_low"], g["ci_high"]), fmt.pvalue(g["p_value"]), _pct(g["swap_flip_rate"])]
                         for g in p.groups)),

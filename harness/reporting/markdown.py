@@ -170,9 +170,11 @@ def _headline(diff: DiffResult, verdict: Verdict) -> list[str]:
     if diff.pairwise:
         o = next((g for g in diff.pairwise.groups if g["kind"] == "overall"), None)
         if o and o["n"]:
-            lines.append(f"- **pairwise** (candidate vs baseline, both orders): win {_pct(o['win'])} · tie "
-                         f"{_pct(o['tie'])} · loss {_pct(o['loss'])} · score {o['score']:.2f} "
-                         f"[{o['ci_low']:.2f}, {o['ci_high']:.2f}], sign test p={fmt.pvalue(o['p_value'])}")
+            lines.append(f"- **pairwise** (candidate vs baseline, both orders): position-bias-corrected score "
+                         f"{o['corrected_score']:.2f} [{o['corrected_ci_low']:.2f}, {o['corrected_ci_high']:.2f}] · "
+                         f"win {_pct(o['win'])} · tie {_pct(o['tie'])} · loss {_pct(o['loss'])} · score "
+                         f"{o['score']:.2f} [{o['ci_low']:.2f}, {o['ci_high']:.2f}] (flips as ties), sign test "
+                         f"p={fmt.pvalue(o['p_value'])}")
     return lines
 
 
@@ -228,8 +230,11 @@ def diff_markdown(diff: DiffResult, verdict: Verdict, *, limit: int = GITHUB_COM
     if diff.pairwise:
         groups = diff.pairwise.groups
         head = ("\n<details><summary>Pairwise judge: candidate win / tie / loss</summary>\n\n"
-                + table_head(["task_type", "n", "win", "tie", "loss", "score", "95% CI", "p (sign test)", "flips"]))
-        chunks = (table_row([fmt.group_label(g["group"], g["kind"]), g["n"], _pct(g["win"]), _pct(g["tie"]),
+                + table_head(["task_type", "n", "corrected", "win", "tie", "loss", "score", "95% CI", "p (sign test)",
+                              "flips"]))
+        chunks = (table_row([fmt.group_label(g["group"], g["kind"]), g["n"],
+                             "–" if g["corrected_score"] is None else f"{g['corrected_score']:.2f}",
+                             _pct(g["win"]), _pct(g["tie"]),
                              _pct(g["loss"]), "–" if g["score"] is None else f"{g['score']:.2f}",
                              _plain_interval(g["ci_low"], g["ci_high"]), fmt.pvalue(g["p_value"]),
                              _pct(g["swap_flip_rate"])]) for g in groups)
