@@ -304,7 +304,7 @@ def check_template(previous: RunManifest, model: ModelInfo, run_id: str) -> None
 
 
 def execute(ctx: RunContext, stages: list[Stage], scorers: Optional[list[Scorer]]) -> None:
-    opts, store, manifest = ctx.options, ctx.store, ctx.manifest
+    opts, store = ctx.options, ctx.store
     if scorers is None:  # built before generating, so a bad judge setting fails before any GPU time
         scorers = [RuleScorer(ctx.suite)]
         if opts.judge is not None:

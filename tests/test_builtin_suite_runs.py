@@ -11,24 +11,19 @@ and compares their short answers.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from harness.models import Item
 from harness.suite import load_suite
+from clikit import cli
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
 
 
-def sfteval(*args: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, cwd=REPO)
-    if proc.returncode != 0:
-        raise AssertionError(f"sfteval {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-    return proc
+sfteval = cli(check=True)
 
 
 def _jsonl(path: Path) -> list[dict]:

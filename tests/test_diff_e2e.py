@@ -10,10 +10,7 @@ truth) and pairwise, so judge dimensions, rationales and win/tie/loss go through
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Iterator
 
@@ -23,6 +20,7 @@ from harness.differ import diff_runs
 from harness.gate import GateConfig, evaluate
 from harness.store import RunStore
 from test_report import check_markdown
+from clikit import cli
 
 REPO = Path(__file__).resolve().parents[1]
 LIKES = "knowledge/likes"
@@ -32,13 +30,7 @@ LATENCY = ("gen:ttft_s", "gen:per_token_s")  # wall-clock on a shared CPU: moves
 pytestmark = pytest.mark.slow
 
 
-def sfteval(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OPENAI_API_KEY": "sk-test-diff-e2e"}
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, cwd=REPO,
-                          env=env, timeout=1800)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"sfteval {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-    return proc
+sfteval = cli(check=True, env={"OPENAI_API_KEY": "sk-test-diff-e2e"})
 
 
 @pytest.fixture(scope="session")

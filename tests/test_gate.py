@@ -4,8 +4,6 @@ codes 0/1/2 through the real CLI on synthetic run folders."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,12 +12,12 @@ from diffkit import Rec, items, write_pairs, write_run
 from harness.differ import diff_runs
 from harness.gate import GateConfig, GateConfigError, Guards, evaluate, load_config
 from harness.store import RunStore
+from clikit import cli
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def sfteval(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, cwd=REPO)
+sfteval = cli()
 
 
 ITEMS = items({"knowledge/likes": 40, "math/addition": 30, "chat": 24}, robustness=2)

@@ -4,8 +4,6 @@ and broken input that must name file, line and field and leave nothing behind.""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -13,6 +11,7 @@ import pytest
 
 from harness.importers import IMPORTERS, ImportOptions, import_suite
 from harness.suite import SuiteError, load_suite
+from clikit import cli
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data" / "importers"
@@ -20,8 +19,7 @@ DATA = REPO / "tests" / "data" / "importers"
 MT_BENCH = REPO / "tests" / "data" / "mt_bench"
 
 
-def sfteval(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, cwd=REPO)
+sfteval = cli()
 
 
 def imported_error(fmt: str, src: Path, dest: Path, opts: ImportOptions | None = None) -> SuiteError:

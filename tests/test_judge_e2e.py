@@ -9,11 +9,8 @@ overlap), so every number in summary.json can be checked against it.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -25,6 +22,7 @@ from harness.scoring import item_frame
 from harness.store import RunStore
 from scripted_judge import ScriptedJudge, overlap, true_score
 from servers import OpenAIServer, Request, server_error
+from clikit import cli
 
 REPO = Path(__file__).resolve().parents[1]
 SECRET = "sk-test-secret-never-stored-4242"
@@ -34,13 +32,7 @@ MODELS = ("scripted", "scripted?shapes=1", "scripted?garbage=0.5", "scripted?noi
 pytestmark = pytest.mark.slow
 
 
-def sfteval(*args: str, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    full_env = {**os.environ, "OPENAI_API_KEY": SECRET, **(env or {})}
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, cwd=REPO,
-                          env=full_env, timeout=900)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"sfteval {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-    return proc
+sfteval = cli(check=True, env={"OPENAI_API_KEY": SECRET}, timeout=900)
 
 
 @pytest.fixture(scope="module")

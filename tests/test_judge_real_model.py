@@ -8,15 +8,13 @@ counted and excluded, never zeros.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from judges.config import load_judge_config
+from clikit import cli
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -40,11 +38,7 @@ def smollm() -> Path:
     return ensure_smollm2()
 
 
-def sfteval(*args: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, cwd=REPO,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=1500)
-    assert proc.returncode == 0, f"sfteval {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-    return proc
+sfteval = cli(check=True, env={"HF_HUB_OFFLINE": "1"}, timeout=1500)
 
 
 def test_smollm_judges_a_run_and_its_malformed_outputs_are_unparsed(smollm: Path, tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from servers import Answer, OpenAIServer, Request, ToyModel, bad_request, rate_limited, server_error
+from clikit import cli
 
 REPO = Path(__file__).resolve().parents[1]
 CHATML = ("{%- for m in messages %}{{- '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}"
@@ -54,10 +55,7 @@ def tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def sfteval(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
-    return subprocess.run([sys.executable, "-m", "harness.cli", "run", "--backend", "openai", "--quiet", *args],
-                          capture_output=True, text=True, cwd=REPO, env={**clean, **(env or {})}, timeout=300)
+sfteval = cli("run", "--backend", "openai", "--quiet", drop_env=("OPENAI_",), timeout=300)
 
 
 def common(srv: OpenAIServer, suite: Path, out: Path, *extra: str) -> list[str]:

@@ -11,8 +11,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -25,13 +23,10 @@ from harness.suite import load_suite
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
 import lm_eval  # noqa: E402,F401  the independent oracle (dev extra): a missing install must fail, not skip
+from clikit import cli
 
 
-def sfteval(*args: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, cwd=REPO)
-    if proc.returncode != 0:
-        raise AssertionError(f"sfteval {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-    return proc
+sfteval = cli(check=True)
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import xml.dom.minidom
 from pathlib import Path
 from typing import Any
@@ -22,12 +20,12 @@ from harness.gate import GateConfig, evaluate
 from harness.reporting.html import diff_html
 from harness.reporting.markdown import COMMENT_MARKER, GITHUB_COMMENT_LIMIT, diff_markdown, text_size
 from harness.store import RunStore
+from clikit import cli
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def sfteval(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, cwd=REPO)
+sfteval = cli()
 
 
 def gfm_tables(md: str) -> list[list[list[str]]]:

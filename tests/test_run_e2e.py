@@ -14,16 +14,13 @@ from pathlib import Path
 import pytest
 
 from harness.suite import load_suite
+from clikit import cli
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_SUITE = REPO / "suites" / "demo"
 
 
-def sfteval(*args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, cwd=REPO, **kw)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"sfteval {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-    return proc
+sfteval = cli(check=True)
 
 
 def direct_exact_match(ckpt: Path) -> dict[str, float]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -17,6 +15,7 @@ from harness.suitetools.punctuation import check_text
 from harness.suitetools.sample import sample_items, sample_suite
 from harness.suitetools.stats import suite_stats
 from harness.suitetools.textsim import near_duplicates
+from clikit import cli
 
 REPO = Path(__file__).resolve().parents[1]
 TOOLS = json.dumps([{"name": "get_weather", "description": "Current weather for a city.",
@@ -103,8 +102,7 @@ def write_suite(folder: Path, items: list[dict], config: str = "name: t\ndefault
     return folder
 
 
-def sfteval(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, cwd=REPO)
+sfteval = cli()
 
 
 # -- lint ---------------------------------------------------------------------------------------------------
