@@ -227,11 +227,11 @@ class VLLMBackend(Backend):
         if not self.options.engine_progress:
             return False
 
-        def bar(**kwargs: Any) -> Any:
+        def bar(*args: Any, **kwargs: Any) -> Any:  # called for adding requests (an iterable) and for the run
             from tqdm import tqdm
 
-            kwargs["desc"] = "vllm engine"
-            return tqdm(file=sys.stderr, leave=False, unit="req", **kwargs)
+            kwargs.update(file=sys.stderr, leave=False)
+            return tqdm(*args, **kwargs)
 
         return bar
 
