@@ -189,3 +189,10 @@ def test_chat_template_file_renders_a_checkpoint_without_one(demo_checkpoints: d
     template.write_text(original)  # another template: the stored prompts would no longer match
     refused = sfteval(*quick_run(ckpt, tmp_path, "--chat-template", str(template), "--resume", "r"), check=False)
     assert refused.returncode == 2 and "chat template changed" in refused.stderr
+
+    # probes alone take the same option
+    sfteval("probe", "--model", str(ckpt), "--suite", str(DEMO_SUITE), "--chat-template", str(template),
+            "--limit", "1", "--out", str(tmp_path), "--run-name", "p", "--quiet")
+    probes = [json.loads(line) for line in (tmp_path / "p" / "probes.jsonl").read_text().splitlines()]
+    assert probes and all(p["status"] == "ok" for p in probes)
+    assert json.loads((tmp_path / "p" / "manifest.json").read_text())["chat_template"] == original

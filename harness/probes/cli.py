@@ -86,11 +86,14 @@ def options_from(values: dict[str, Any], *, required: bool):  # -> ProbeOptions
 @click.option("--limit", type=click.IntRange(1), metavar="N", help="Only the first N items of every task_type.")
 @click.option("--prompt-format", type=click.Choice(["chat", "plain"]), default="chat", show_default=True,
               help="chat: the tokenizer's chat template; plain: raw user text (base models).")
+@click.option("--chat-template", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
+              help="A Jinja chat template file used instead of the tokenizer's (as in `sfteval run`).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or table.")
 @probe_config_options
 def probe_cmd(model: str, suite: str, backend: str, backend_option: tuple[str, ...], tokenizer: Optional[str],
               device: Optional[str], dtype: Optional[str], out: Path, run_name: Optional[str], resume: Optional[str],
-              limit: Optional[int], prompt_format: str, quiet: bool, **probe_values: Any) -> None:
+              limit: Optional[int], prompt_format: str, chat_template: Optional[str], quiet: bool,
+              **probe_values: Any) -> None:
     """Score log P(reference | prompt) and choices per task_type, without generating answers.
 
     With --base, also runs the continuation probe: the base model continues a plain-text prefix of each
@@ -109,8 +112,8 @@ def probe_cmd(model: str, suite: str, backend: str, backend_option: tuple[str, .
                 options[key] = value
         opts = RunOptions(
             model=model, suite=suite, backend=backend, backend_options=options, tokenizer=tokenizer, out=out,
-            run_name=run_name, resume=resume, limit=limit, prompt_format=prompt_format, progress=not quiet,
-            command=["sfteval"] + sys.argv[1:], generate=False, probes=options_from(probe_values, required=True),
+            run_name=run_name, resume=resume, limit=limit, prompt_format=prompt_format, chat_template=chat_template,
+            progress=not quiet, command=["sfteval"] + sys.argv[1:], generate=False, probes=options_from(probe_values, required=True),
         )
         store = run_eval(opts)
         summary = store.read_json("summary.json")
