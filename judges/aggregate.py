@@ -158,6 +158,9 @@ def majority_verdict(samples: Sequence[Any]) -> Optional[str]:
     return majority([verdict_label(s) for s in samples])
 
 
+#: the candidate's points per outcome (a tie is half a win): one scale for every pairwise score
+OUTCOME_POINTS: dict[str, float] = {"win": 1.0, "tie": 0.5, "loss": 0.0}
+
 _TO_CANDIDATE: dict[str, dict[str, Outcome]] = {
     "AB": {"A": "win", "B": "loss", "tie": "tie"},  # candidate shown first
     "BA": {"A": "loss", "B": "win", "tie": "tie"},  # baseline shown first
@@ -189,13 +192,16 @@ def combine_pair_samples(ab_samples: Sequence[Any], ba_samples: Sequence[Any]) -
 
 
 # -- position-bias-corrected pairwise score -------------------------------------------------------------
-_CANDIDATE_POINTS = {"AB": {"A": 1.0, "tie": 0.5, "B": 0.0}, "BA": {"A": 0.0, "tie": 0.5, "B": 1.0}}
 _EPS = 1e-9
 
 
 def candidate_points(samples: Sequence[Any], order: Literal["AB", "BA"]) -> list[float]:
     """The candidate's points (win 1, tie 1/2, loss 0) of each parsed sample of one order."""
-    return [_CANDIDATE_POINTS[order][v] for v in map(verdict_label, samples) if v is not None]
+    return [OUTCOME_POINTS[_TO_CANDIDATE[order][v]] for v in map(verdict_label, samples) if v is not None]
+
+
+def _order_means(ab_points: Sequence[float], ba_points: Sequence[float]) -> tuple[float, float]:
+    return sum(ab_points) / len(ab_points), sum(ba_points) / len(ba_points)
 
 
 def balanced_outcome(ab_points: Sequence[float], ba_points: Sequence[float]) -> Optional[Outcome]:
@@ -219,7 +225,7 @@ def balanced_outcome(ab_points: Sequence[float], ba_points: Sequence[float]) -> 
     """
     if not ab_points or not ba_points:
         return None
-    m = (sum(ab_points) / len(ab_points) + sum(ba_points) / len(ba_points)) / 2
+    m = sum(_order_means(ab_points, ba_points)) / 2
     if abs(m - 0.5) <= _EPS:
         return "tie"
     return "win" if m > 0.5 else "loss"
@@ -229,7 +235,8 @@ def position_advantage(ab_points: Sequence[float], ba_points: Sequence[float]) -
     """d = mean candidate points in AB - in BA over all samples: the judge's first-position advantage p."""
     if not ab_points or not ba_points:
         return None
-    return sum(ab_points) / len(ab_points) - sum(ba_points) / len(ba_points)
+    ab, ba = _order_means(ab_points, ba_points)
+    return ab - ba
 
 
 def debiased_mean(ab_points: Sequence[float], ba_points: Sequence[float]) -> Optional[float]:
@@ -241,5 +248,5 @@ def debiased_mean(ab_points: Sequence[float], ba_points: Sequence[float]) -> Opt
     d = position_advantage(ab_points, ba_points)
     if d is None or abs(d) >= 1 - 1e-6:
         return None
-    m = (sum(ab_points) / len(ab_points) + sum(ba_points) / len(ba_points)) / 2
+    m = sum(_order_means(ab_points, ba_points)) / 2
     return min(1.0, max(0.0, (m - abs(d) / 2) / (1 - abs(d))))

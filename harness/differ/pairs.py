@@ -18,12 +18,13 @@ from typing import Any, Optional
 import numpy as np
 import pandas as pd
 
+from judges.aggregate import OUTCOME_POINTS
+
 from .. import stats
 from ..store import iter_jsonl
 from .cells import derived_seed
 from .result import Pairwise
 
-_POINTS = {"win": 1.0, "tie": 0.5, "loss": 0.0}
 _INVERT = {"win": "loss", "loss": "win", "tie": "tie", None: None}
 
 
@@ -43,7 +44,7 @@ def read_pairwise(folder: Path, inverted: bool, groups_of: dict[str, list[tuple[
     corrected = [r.get("corrected_outcome", r.get("outcome")) for r in rows]  # older pair files: tie-based only
     frame["corrected"] = [_INVERT[c] if inverted else c for c in corrected]
     decided = frame[frame["outcome"].notna()]
-    per_item = decided.assign(points=decided["outcome"].map(_POINTS), corrected=decided["corrected"].map(_POINTS),
+    per_item = decided.assign(points=decided["outcome"].map(OUTCOME_POINTS), corrected=decided["corrected"].map(OUTCOME_POINTS),
                               win=decided["outcome"] == "win", tie=decided["outcome"] == "tie",
                               loss=decided["outcome"] == "loss").groupby("item_id")[
         ["points", "corrected", "win", "tie", "loss", "flipped"]].mean()
