@@ -355,6 +355,8 @@ def test_judge_identity_changes_with_what_changes_the_answers(monkeypatch: pytes
     ident = judge_identity(base)
     assert ident.startswith("qwen-72b#")
     assert judge_identity(JudgeSpec(config="default-en", model="qwen-72b", base_url="http://gpu1:8000/v1/")) == ident
+    # the backend adds /v1 to a bare host: the same endpoint, the same judge
+    assert judge_identity(JudgeSpec(config="default-en", model="qwen-72b", base_url="http://gpu1:8000")) == ident
     same = {"concurrency": 64, "max_retries": 0, "timeout": 5, "api_key": "sk-secret", "api_key_env": "OTHER"}
     assert judge_identity(JudgeSpec(config="default-en", model="qwen-72b", base_url="http://gpu1:8000/v1",
                                     options=same)) == ident

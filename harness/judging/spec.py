@@ -106,12 +106,9 @@ def judge_identity(spec: JudgeSpec) -> str:
     options = {k: v for k, v in backend_options(spec).items() if k not in TRANSPORT_OPTIONS and not is_secret_name(k)}
     parts: dict[str, Any] = {"backend": spec.backend, "options": options}
     if spec.backend == "openai":
-        import os
+        from ..backends.openai.backend import resolve_base_url
 
-        from ..backends.openai.backend import DEFAULT_BASE_URL
-
-        url = options.pop("base_url", None) or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
-        parts["base_url"] = redact_url(str(url)).rstrip("/")
+        parts["base_url"] = redact_url(resolve_base_url(options.pop("base_url", None)))
     else:
         path = Path(spec.model).expanduser()
         if path.exists():

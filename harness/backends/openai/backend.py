@@ -68,6 +68,15 @@ class Totals:
     scoring_requests: int = 0
 
 
+def resolve_base_url(option: Optional[str]) -> str:
+    """The API root requests go to: the option, else $OPENAI_BASE_URL, else OpenAI's; a bare host gets
+    ``/v1``, where every OpenAI-compatible server mounts the API. The judge's cache identity uses it too."""
+    base = (option or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+    if urlsplit(base).path in ("", "/"):
+        base += "/v1"
+    return base
+
+
 #: Sampling fields a vLLM server fills from the checkpoint's generation_config.json when a request leaves them
 #: out (the OpenAI API has no such fields, so they are not sent by default), and their neutral values.
 SERVER_FILLED_NEUTRAL: dict[str, Any] = {"top_k": (0, -1), "min_p": (0, 0.0), "repetition_penalty": (1, 1.0),
@@ -109,11 +118,9 @@ class OpenAIBackend(Backend):
     def __init__(self, options: OpenAIOptions):
         super().__init__(options)
         self.options: OpenAIOptions = options
-        base = (options.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        base = resolve_base_url(options.base_url)
         if urlsplit(base).scheme not in ("http", "https"):
             raise BackendError(f"base URL {_redact_url(base)!r} must start with http:// or https://")
-        if urlsplit(base).path in ("", "/"):
-            base += "/v1"  # every OpenAI-compatible server mounts the API under /v1
         self.base_url = base
         self._key, self._key_source = self._api_key()
         tokenizer_known = options.tokenizer is not None or Path(options.model).exists()
