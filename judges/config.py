@@ -138,12 +138,16 @@ class ParserOptions(_Strict):
             raise ValueError(f"score_min ({self.score_min}) must be below score_max ({self.score_max})")
         return self
 
+    def _label_entries(self) -> list[tuple[str, str, str]]:
+        """(label, verdict, where it is configured) for every verdict label, the built-in A and B first."""
+        entries = [("A", "A", "built-in"), ("B", "B", "built-in")]
+        entries += [(t, "tie", "tie_labels") for t in self.tie_labels]
+        return entries + [(label, v, f"verdict_labels.{label}") for label, v in self.verdict_labels.items()]
+
     @model_validator(mode="after")
     def _labels(self) -> "ParserOptions":
-        table: dict[str, tuple[str, str]] = {"a": ("A", "A"), "b": ("B", "B")}
-        pairs = [(t, "tie", "tie_labels") for t in self.tie_labels]
-        pairs += [(label, v, f"verdict_labels.{label}") for label, v in self.verdict_labels.items()]
-        for label, verdict, where in pairs:
+        table: dict[str, tuple[str, str]] = {}
+        for label, verdict, where in self._label_entries():
             n = norm_key(label)
             if not n:
                 raise ValueError(f"{where}: empty label")
@@ -153,9 +157,9 @@ class ParserOptions(_Strict):
         return self
 
     def verdict_table(self) -> dict[str, str]:
-        """norm_key(label) -> 'A' | 'B' | 'tie' for every verdict label this parser accepts."""
-        table = {"a": "A", "b": "B"} | {norm_key(t): "tie" for t in self.tie_labels}
-        return table | {norm_key(k): v for k, v in self.verdict_labels.items()}
+        """norm_key(label) -> 'A' | 'B' | 'tie' for every verdict label this parser accepts (no conflicts:
+        the validator refused them)."""
+        return {norm_key(label): verdict for label, verdict, _ in self._label_entries()}
 
 
 class Template(_Strict):
