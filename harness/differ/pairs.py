@@ -44,7 +44,8 @@ def read_pairwise(folder: Path, inverted: bool, groups_of: dict[str, list[tuple[
     corrected = [r.get("corrected_outcome", r.get("outcome")) for r in rows]  # older pair files: tie-based only
     frame["corrected"] = [_INVERT[c] if inverted else c for c in corrected]
     decided = frame[frame["outcome"].notna()]
-    per_item = decided.assign(points=decided["outcome"].map(OUTCOME_POINTS), corrected=decided["corrected"].map(OUTCOME_POINTS),
+    per_item = decided.assign(points=decided["outcome"].map(OUTCOME_POINTS),
+                              corrected=decided["corrected"].map(OUTCOME_POINTS),
                               win=decided["outcome"] == "win", tie=decided["outcome"] == "tie",
                               loss=decided["outcome"] == "loss").groupby("item_id")[
         ["points", "corrected", "win", "tie", "loss", "flipped"]].mean()

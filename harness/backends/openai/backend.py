@@ -306,7 +306,8 @@ class OpenAIBackend(Backend):
         pt = got.prompt_tokens if got.prompt_tokens is not None else (len(req.prompt_ids) if req.prompt_ids else None)
         cost = self._account(pt, got.completion_tokens)
         return GenResult(
-            key=req.key, text=got.text, reasoning=got.reasoning or None, prompt_tokens=pt, completion_tokens=got.completion_tokens,
+            key=req.key, text=got.text, reasoning=got.reasoning or None, prompt_tokens=pt,
+            completion_tokens=got.completion_tokens,
             finish_reason=got.finish_reason, timing=got.timing(timing["start"], timing["end"]), attempts=attempts,
             usage={"prompt_tokens": pt, "completion_tokens": got.completion_tokens, "cost": cost},
         )
