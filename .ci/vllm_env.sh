@@ -8,7 +8,7 @@
 #
 # With PROJECT_DIR, the project's runtime dependencies ([project].dependencies of PROJECT_DIR/pyproject.toml,
 # not the project itself) are installed too, with torch and transformers held at vLLM's versions, so that
-# `PYTHONPATH=PROJECT_DIR DEST/bin/python -m harness.cli ...` can run the offline vllm backend.
+# `PYTHONPATH=PROJECT_DIR/scripts/pythonpath DEST/bin/python -m sfteval.harness.cli ...` can run the offline vllm backend.
 #
 # Idempotent: if DEST/bin/python exists, the marker file matches the pinned versions (and the project's
 # dependency list) and `import vllm` works, it exits at once (~10 s, the time of `import vllm`).

@@ -87,10 +87,10 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=None)
     args = p.parse_args()
 
-    from harness.differ import diff_frames
-    from harness.differ.result import RunInfo
-    from harness.gate import GateConfig, evaluate
-    from harness.reporting.markdown import diff_markdown
+    from sfteval.harness.differ import diff_frames
+    from sfteval.harness.differ.result import RunInfo
+    from sfteval.harness.gate import GateConfig, evaluate
+    from sfteval.harness.reporting.markdown import diff_markdown
 
     t0 = time.perf_counter()
     a, b = synthetic_frames(args.items, args.task_types, args.dims, args.full)

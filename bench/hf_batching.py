@@ -36,13 +36,13 @@ def main() -> None:
     import torch
     from transformers import AutoTokenizer
 
-    from harness.backends.base import GenRequest
-    from harness.backends.hf import HFBackend, HFOptions
-    from harness.generate import sampling_for
-    from harness.modelref import resolve_model
-    from harness.render import Renderer
-    from harness.runner import select_items
-    from harness.suite import load_suite
+    from sfteval.harness.backends.base import GenRequest
+    from sfteval.harness.backends.hf import HFBackend, HFOptions
+    from sfteval.harness.generate import sampling_for
+    from sfteval.harness.modelref import resolve_model
+    from sfteval.harness.render import Renderer
+    from sfteval.harness.runner import select_items
+    from sfteval.harness.suite import load_suite
 
     torch.set_num_threads(args.threads)
     model = resolve_model(args.model, must_exist=True)

@@ -41,10 +41,10 @@ from typing import Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from judges.aggregate import (OUTCOME_POINTS as POINTS, balanced_outcome, candidate_points,  # noqa: E402
+from sfteval.judges.aggregate import (OUTCOME_POINTS as POINTS, balanced_outcome, candidate_points,  # noqa: E402
                               combine_pair_samples, debiased_mean)
-from judges.config import load_judge_config  # noqa: E402
-from judges.parse import parse_verdict  # noqa: E402
+from sfteval.judges.config import load_judge_config  # noqa: E402
+from sfteval.judges.parse import parse_verdict  # noqa: E402
 
 
 

@@ -40,9 +40,9 @@ def cpu_seconds(pid: int) -> float:
 
 
 def run_backend(url: str, n: int, concurrency: int, stream: bool, transport: str) -> tuple[float, float, int]:
-    from harness.backends import create_backend
-    from harness.backends.base import GenRequest
-    from harness.models import SamplingParams
+    from sfteval.harness.backends import create_backend
+    from sfteval.harness.backends.base import GenRequest
+    from sfteval.harness.models import SamplingParams
 
     sampling = SamplingParams(max_new_tokens=16)
     reqs = [GenRequest(key=str(i), sampling=sampling, prompt=f"prompt {i}") for i in range(n)]

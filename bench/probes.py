@@ -46,9 +46,9 @@ def run_case(label: str, model_dir: Path, suite: str, items: int | None, lm_batc
              score_batch_tokens: int) -> list[float]:
     import torch
 
-    from harness.backends import create_backend
-    from harness.probes import score_texts
-    from harness.render import Renderer
+    from sfteval.harness.backends import create_backend
+    from sfteval.harness.probes import score_texts
+    from sfteval.harness.render import Renderer
     from lm_eval_oracle import lm_eval_loglikelihood, lm_eval_model, probe_pairs
 
     ours = create_backend("hf", model=str(model_dir), device="cpu", dtype="float32",
@@ -126,7 +126,7 @@ def main() -> int:
     if args.case in ("tiny", "both"):
         import tempfile
 
-        from harness.demo import ensure_checkpoint, write_demo_suite
+        from sfteval.harness.demo import ensure_checkpoint, write_demo_suite
         from smollm import default_cache_dir
 
         suite = write_demo_suite(Path(tempfile.mkdtemp(prefix="sfteval-demo-suite-")))

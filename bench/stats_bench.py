@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.stats import compare_paired, holm, paired_bootstrap_ci
+from sfteval.harness.stats import compare_paired, holm, paired_bootstrap_ci
 
 Maker = Callable[[np.random.Generator, int], "tuple[np.ndarray, np.ndarray]"]
 

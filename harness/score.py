@@ -41,13 +41,13 @@ class RuleScorer(Scorer):
         self.suite = suite
 
     def rules_for(self, item: Item) -> list[str]:
-        from judges.rules import default_rules
+        from sfteval.judges.rules import default_rules
 
         configured = self.suite.settings_for(item.task_type).rules
         return list(configured) if configured is not None else default_rules(item)
 
     def score(self, targets: list[ScoreTarget], done: set[str]) -> Iterator[Judgment]:
-        from judges.rules import RULES
+        from sfteval.judges.rules import RULES
 
         for t in targets:
             for name in self.rules_for(t.item):

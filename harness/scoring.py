@@ -70,7 +70,7 @@ def generation_metrics(records: RunRecords) -> pd.DataFrame:
 
 
 def judgment_metrics(records: RunRecords) -> pd.DataFrame:
-    """Rule scores per item (mean over answer samples); LLM-judge scores come from harness.judging.metrics."""
+    """Rule scores per item (mean over answer samples); LLM-judge scores come from sfteval.harness.judging.metrics."""
     per_gen: dict[tuple[str, Optional[str]], dict[str, list[float]]] = {}
     for j in records.judgments.values():
         if j.mode != "rule":

@@ -88,7 +88,7 @@ def _levels(task_type: str) -> list[str]:
 
 
 def builtin_suites_dir() -> Path:
-    import suites
+    import sfteval.suites as suites
 
     return Path(suites.__file__).resolve().parent
 
@@ -301,7 +301,7 @@ def load_suite_config(path: Path) -> SuiteConfig:
 
 def _check_rules(path: Path, config: SuiteConfig) -> None:
     """Reject unknown rule names now, not after every answer has been generated."""
-    from judges.rules import RULES  # a plain registry: no model or backend imports
+    from sfteval.judges.rules import RULES  # a plain registry: no model or backend imports
 
     layers = [(["defaults"], config.defaults)] + [(["task_types", tt], s) for tt, s in config.task_types.items()]
     for where, settings in layers:

@@ -15,7 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping, Optional, Sequence
 
-from judges.config import JudgeConfig
+from sfteval.judges.config import JudgeConfig
 
 Outcome = Literal["win", "loss", "tie"]
 

@@ -17,7 +17,7 @@ from typing import Any, Literal, Optional, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from judges.text import norm_key
+from sfteval.judges.text import norm_key
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 _KEY_RE = re.compile(r"^[a-z][a-z0-9_]*$")

@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional, Union
 
-from judges.config import JudgeConfig, ParserOptions
-from judges.text import fold_width, norm_key
+from sfteval.judges.config import JudgeConfig, ParserOptions
+from sfteval.judges.text import fold_width, norm_key
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,11 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable, Literal, Optional, Sequence, Union
 
-from judges.config import PLACEHOLDER_RE, JudgeConfig, Markers
-from judges.text import ZERO_WIDTH, fold_width
+from sfteval.judges.config import PLACEHOLDER_RE, JudgeConfig, Markers
+from sfteval.judges.text import ZERO_WIDTH, fold_width
 
 if TYPE_CHECKING:  # only for type checkers: the harness models are passed in, never constructed here
-    from harness.models import Item
+    from sfteval.harness.models import Item
 
 Answers = Union[str, Sequence[str]]
 

@@ -32,7 +32,7 @@ def build_checkpoint(dest: Path, tiny: bool) -> Path:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from harness.demo import _build_tokenizer
+    from sfteval.harness.demo import _build_tokenizer
 
     if (dest / "config.json").exists():
         log(f"reusing checkpoint {dest}")
@@ -58,9 +58,9 @@ def prompts(ckpt: Path, n: int, max_new_tokens: int) -> list[Any]:
     """N chat prompts of varied length, rendered by the harness (token ids), greedy."""
     from transformers import AutoTokenizer
 
-    from harness.backends.base import GenRequest
-    from harness.models import Message, SamplingParams
-    from harness.render import Renderer
+    from sfteval.harness.backends.base import GenRequest
+    from sfteval.harness.models import Message, SamplingParams
+    from sfteval.harness.render import Renderer
 
     renderer = Renderer(AutoTokenizer.from_pretrained(ckpt))
     sampling = SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens)
@@ -105,7 +105,7 @@ def main() -> int:
     log(f"{len(reqs)} prompts rendered, {sum(len(r.prompt_ids) for r in reqs) / len(reqs):.0f} tokens on average, "
         f"max_tokens {a.max_tokens}")
 
-    from harness.backends import create_backend
+    from sfteval.harness.backends import create_backend
 
     opts: dict[str, Any] = dict(dtype=a.dtype or ("bfloat16" if gpu else "float32"), max_model_len=a.max_model_len,
                                 enforce_eager=a.enforce_eager or a.cpu_dry_run)

@@ -46,4 +46,4 @@ else
   fi
 fi
 say "$("$PY" --version 2>&1), args: ${ARGS[*]} $*"
-PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" exec "$PY" scripts/gpu_check.py "${ARGS[@]}" "$@"
+PYTHONPATH="$PWD/scripts/pythonpath${PYTHONPATH:+:$PYTHONPATH}" exec "$PY" scripts/gpu_check.py "${ARGS[@]}" "$@"

@@ -25,7 +25,7 @@ def cli(*prefix: str, check: bool = False, env: Optional[dict[str, str]] = None,
                 **kw: Any) -> subprocess.CompletedProcess:
         base = {k: v for k, v in os.environ.items() if not (drop_env and k.startswith(drop_env))}
         full_env = {**base, **(extra_env or {}), **(env or {})}
-        proc = subprocess.run([sys.executable, "-m", "harness.cli", *prefix, *args], capture_output=True, text=True,
+        proc = subprocess.run([sys.executable, "-m", "sfteval.harness.cli", *prefix, *args], capture_output=True, text=True,
                               cwd=REPO, env=full_env, timeout=kw.pop("timeout", timeout), **kw)
         if check and proc.returncode != 0:
             raise AssertionError(f"sfteval {' '.join(prefix + args)} exited {proc.returncode}\n"

@@ -17,7 +17,7 @@ def demo_checkpoints() -> dict[str, Path]:
     Built on first use (about a minute each on 2 cores) and cached across sessions in ``$SFTEVAL_TEST_CACHE``
     or ``<repo>/.cache/test-checkpoints``; a file lock makes parallel workers (pytest-xdist) build each once.
     """
-    from harness.demo import DEMO_VERSIONS, ensure_checkpoint
+    from sfteval.harness.demo import DEMO_VERSIONS, ensure_checkpoint
 
     cache = Path(os.environ.get("SFTEVAL_TEST_CACHE") or REPO_ROOT / ".cache" / "test-checkpoints")
     return {version: ensure_checkpoint(version, cache) for version in DEMO_VERSIONS}

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from harness.models import Generation, Judgment, ModelInfo, ProbeResult, RunManifest, Timing
-from harness.store import RunStore, content_key
+from sfteval.harness.models import Generation, Judgment, ModelInfo, ProbeResult, RunManifest, Timing
+from sfteval.harness.store import RunStore, content_key
 
 JUDGE_MODEL = "synthetic-judge"
 FACT_DIMS = ("factuality", "user_satisfaction", "clarity", "completeness")
@@ -53,9 +53,9 @@ def write_run(root: Path, name: str, item_list: list[dict[str, Any]], recs: dict
                            backend="hf", suite_name="synthetic", suite_version="1", suite_hash=suite_hash,
                            suite_path="/nowhere", started_at="2024-01-01T00:00:00+00:00")
     if judged:
-        from judges.config import load_judge_config
+        from sfteval.judges.config import load_judge_config
 
-        from harness.judging.spec import JUDGE_CONFIG_FILE
+        from sfteval.harness.judging.spec import JUDGE_CONFIG_FILE
 
         cfg = load_judge_config("default-en")
         store.write_json(JUDGE_CONFIG_FILE, cfg.model_dump(mode="json"))
@@ -91,7 +91,7 @@ def write_run(root: Path, name: str, item_list: list[dict[str, Any]], recs: dict
                                                n_tokens=3, mean_logprob=r.probe / 3, greedy=r.probe > -1))
     store.close()
     if finalize:
-        from harness.runner import finalize as fin
+        from sfteval.harness.runner import finalize as fin
 
         fin(store, manifest)
     return store

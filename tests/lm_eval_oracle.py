@@ -11,9 +11,9 @@ import os
 from pathlib import Path
 from typing import Any, Optional
 
-from harness.probes import ProbeConfig, plan_probes
-from harness.render import Renderer
-from harness.suite import load_suite
+from sfteval.harness.probes import ProbeConfig, plan_probes
+from sfteval.harness.render import Renderer
+from sfteval.harness.suite import load_suite
 
 
 def probe_pairs(suite: str | Path, renderer: Renderer, items: Optional[int] = None,

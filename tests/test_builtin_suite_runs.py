@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.models import Item
-from harness.suite import load_suite
+from sfteval.harness.models import Item
+from sfteval.harness.suite import load_suite
 from clikit import cli
 
 pytestmark = pytest.mark.slow

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.models import Item, SuiteConfig
-from judges.rules import evaluate_checks
+from sfteval.harness.models import Item, SuiteConfig
+from sfteval.judges.rules import evaluate_checks
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITES = ["general-zh", "general-en"]
@@ -182,8 +182,8 @@ def test_references_pass_their_checks(suite):
 
 def test_suite_passes_its_own_lint(suite):
     """`sfteval suites lint` finds no error-level problem."""
-    from harness.suite import load_suite as load_builtin
-    from harness.suitetools.lint import lint_suite
+    from sfteval.harness.suite import load_suite as load_builtin
+    from sfteval.harness.suitetools.lint import lint_suite
 
     name = suite[0]
     report = lint_suite(load_builtin(name))
@@ -274,7 +274,7 @@ def test_multi_turn_shapes(suite):
 def test_knowledge_items_have_a_continuation_prefix_and_short_answer(suite):
     """The continuation probe compares a base model's continuation of the prefix with the short answer: the
     short answer must be the reference's own fact, and the prefix must not already give it away."""
-    from harness.probes.continuation import knows
+    from sfteval.harness.probes.continuation import knows
 
     name, _, items, _ = suite
     knowledge = [it for it in items if it.task_type.split("/")[0] == CATEGORIES["knowledge QA"][name][0]]

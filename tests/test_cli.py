@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from harness.cli import main
+from sfteval.harness.cli import main
 
 HEAVY = ("torch", "transformers", "pandas", "openai", "scipy", "vllm")
 
@@ -19,7 +19,7 @@ HEAVY = ("torch", "transformers", "pandas", "openai", "scipy", "vllm")
 @pytest.mark.parametrize("args", [["--help"], ["run", "--help"], ["judge", "--help"], ["diff", "--help"],
                                   ["gate", "--help"], ["suites", "--help"], ["probe", "--help"]])
 def test_help_imports_no_heavy_package(args: list[str]) -> None:
-    code = ("import sys; from click.testing import CliRunner; from harness.cli import main; "
+    code = ("import sys; from click.testing import CliRunner; from sfteval.harness.cli import main; "
             f"r = CliRunner().invoke(main, {args!r}); assert r.exit_code == 0, r.output; "
             f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import demo
-from harness.models import Item, SuiteConfig
+from sfteval.harness import demo
+from sfteval.harness.models import Item, SuiteConfig
 
 # ---------------------------------------------------------------------------------------------------------
 # Suite data (fast)

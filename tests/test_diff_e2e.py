@@ -16,9 +16,9 @@ from typing import Iterator
 
 import pytest
 
-from harness.differ import diff_runs
-from harness.gate import GateConfig, evaluate
-from harness.store import RunStore
+from sfteval.harness.differ import diff_runs
+from sfteval.harness.gate import GateConfig, evaluate
+from sfteval.harness.store import RunStore
 from test_report import check_markdown
 from clikit import cli
 
@@ -38,7 +38,7 @@ def demo_suite_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shipped = REPO / "suites" / "demo"
     if (shipped / "items.jsonl").exists():
         return shipped
-    from harness.demo import write_demo_suite
+    from sfteval.harness.demo import write_demo_suite
 
     return write_demo_suite(tmp_path_factory.mktemp("suite") / "demo")
 

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from harness import stats
-from harness.differ import diff_frames
-from harness.differ.cells import build_strata, cell_seed, shared_bootstrap_sums
-from harness.gate import GateConfig, MetricRule, TaskTypeRule
+from sfteval.harness import stats
+from sfteval.harness.differ import diff_frames
+from sfteval.harness.differ.cells import build_strata, cell_seed, shared_bootstrap_sums
+from sfteval.harness.gate import GateConfig, MetricRule, TaskTypeRule
 
 
 def frames(spec: dict[str, int], metrics: dict[str, tuple], seed: int = 0, robust_every: int = 0):

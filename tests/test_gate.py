@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from diffkit import Rec, items, write_pairs, write_run
-from harness.differ import diff_runs
-from harness.gate import GateConfig, GateConfigError, Guards, evaluate, load_config
-from harness.store import RunStore
+from sfteval.harness.differ import diff_runs
+from sfteval.harness.gate import GateConfig, GateConfigError, Guards, evaluate, load_config
+from sfteval.harness.store import RunStore
 from clikit import cli
 
 REPO = Path(__file__).resolve().parents[1]
@@ -250,7 +250,7 @@ def test_example_workflow_posts_one_comment_and_fails_through_the_gate() -> None
     assert "<!-- sfteval-report -->" in post["with"]["script"] and "updateComment" in post["with"]["script"]
     assert "exit 1" in steps["Fail the job through the gate"]["run"]
     assert flow["permissions"]["pull-requests"] == "write"
-    from harness.reporting.markdown import COMMENT_MARKER
+    from sfteval.harness.reporting.markdown import COMMENT_MARKER
 
     assert COMMENT_MARKER == "<!-- sfteval-report -->"
 
@@ -260,9 +260,9 @@ def test_example_workflow_works_when_copied_into_a_training_repository() -> None
     the sfteval source tree, skips itself unless configured (and for forks), and calls only real options."""
     import yaml
 
-    import harness
-    from harness.cli import main
-    from harness.suite import list_builtin_suites
+    import sfteval.harness as harness
+    from sfteval.harness.cli import main
+    from sfteval.harness.suite import list_builtin_suites
 
     flow = yaml.safe_load(WORKFLOW.read_text())
     job = flow["jobs"]["evaluate"]

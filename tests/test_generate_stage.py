@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from harness.generate import ThinkMarkers, conversation_for_turn, split_think
-from harness.models import Item
+from sfteval.harness.generate import ThinkMarkers, conversation_for_turn, split_think
+from sfteval.harness.models import Item
 
 
 def test_consecutive_user_turns_get_the_models_own_answers() -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.importers import IMPORTERS, ImportOptions, import_suite
-from harness.suite import SuiteError, load_suite
+from sfteval.harness.importers import IMPORTERS, ImportOptions, import_suite
+from sfteval.harness.suite import SuiteError, load_suite
 from clikit import cli
 
 REPO = Path(__file__).resolve().parents[1]
@@ -270,7 +270,7 @@ def test_existing_destination_needs_force(tmp_path: Path) -> None:
 
 
 def test_failure_while_writing_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness.suitetools import writer
+    from sfteval.harness.suitetools import writer
 
     def boom(path):
         raise SuiteError(path, "simulated failure after the files were written")

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from judges.aggregate import decide_usability
-from judges.config import (
+from sfteval.judges.aggregate import decide_usability
+from sfteval.judges.config import (
     CONFIG_DIR,
     JudgeConfig,
     JudgeConfigError,

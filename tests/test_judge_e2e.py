@@ -16,10 +16,10 @@ from typing import Any, Iterator
 
 import pytest
 
-from harness.models import Item
-from harness.runner import load_records
-from harness.scoring import item_frame
-from harness.store import RunStore
+from sfteval.harness.models import Item
+from sfteval.harness.runner import load_records
+from sfteval.harness.scoring import item_frame
+from sfteval.harness.store import RunStore
 from scripted_judge import ScriptedJudge, overlap, true_score
 from servers import OpenAIServer, Request, server_error
 from clikit import cli
@@ -46,7 +46,7 @@ def demo_suite(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shipped = REPO / "suites" / "demo"
     if (shipped / "items.jsonl").exists():
         return shipped
-    from harness.demo import write_demo_suite
+    from sfteval.harness.demo import write_demo_suite
 
     return write_demo_suite(tmp_path_factory.mktemp("suite") / "demo")
 

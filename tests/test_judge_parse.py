@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.models import Judgment
-from judges.aggregate import (
+from sfteval.harness.models import Judgment
+from sfteval.judges.aggregate import (
     aggregate_samples,
     balanced_outcome,
     candidate_points,
@@ -25,8 +25,8 @@ from judges.aggregate import (
     majority_verdict,
     position_advantage,
 )
-from judges.config import CONFIG_DIR, JudgeConfig, load_judge_config
-from judges.parse import ParsedScores, ParsedVerdict, Unparsed, judgment_fields, parse_scores, parse_verdict
+from sfteval.judges.config import CONFIG_DIR, JudgeConfig, load_judge_config
+from sfteval.judges.parse import ParsedScores, ParsedVerdict, Unparsed, judgment_fields, parse_scores, parse_verdict
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness.models import Item
-from judges.config import JudgeConfig, load_judge_config
-from judges.prompt import build_pair_prompt, build_pair_prompts, build_single_prompt, flag_injection, neutralise
+from sfteval.harness.models import Item
+from sfteval.judges.config import JudgeConfig, load_judge_config
+from sfteval.judges.prompt import build_pair_prompt, build_pair_prompts, build_single_prompt, flag_injection, neutralise
 
 START, END = "<<<ANSWER_START>>>", "<<<ANSWER_END>>>"
 

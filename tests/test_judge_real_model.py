@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from judges.config import load_judge_config
+from sfteval.judges.config import load_judge_config
 from clikit import cli
 
 REPO = Path(__file__).resolve().parents[1]

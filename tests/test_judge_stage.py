@@ -14,17 +14,17 @@ from typing import Any, Callable, Iterator, Optional
 
 import pytest
 
-from harness import reliability as rel
-from harness.backends.base import Backend, BackendOptions, GenRequest, GenResult
-from harness.judging import engine
-from harness.judging.commands import judge_run
-from harness.judging.pair import judge_pair
-from harness.judging.spec import JudgeError, JudgeSpec, judge_identity, load_active, snapshot_config
-from harness.models import Generation, ModelInfo, RunManifest
-from harness.runner import load_records
-from harness.scoring import item_frame
-from harness.store import RunStore, content_key
-from judges.config import load_judge_config
+from sfteval.harness import reliability as rel
+from sfteval.harness.backends.base import Backend, BackendOptions, GenRequest, GenResult
+from sfteval.harness.judging import engine
+from sfteval.harness.judging.commands import judge_run
+from sfteval.harness.judging.pair import judge_pair
+from sfteval.harness.judging.spec import JudgeError, JudgeSpec, judge_identity, load_active, snapshot_config
+from sfteval.harness.models import Generation, ModelInfo, RunManifest
+from sfteval.harness.runner import load_records
+from sfteval.harness.scoring import item_frame
+from sfteval.harness.store import RunStore, content_key
+from sfteval.judges.config import load_judge_config
 from scripted_judge import ScriptedJudge, true_score
 
 
@@ -222,7 +222,7 @@ def test_median_over_samples_and_usability_from_the_config(tmp_path: Path, judge
     records = load_records(store)
     frame = item_frame(records)
     cfg = load_judge_config("default-en")
-    from judges.aggregate import decide_usability
+    from sfteval.judges.aggregate import decide_usability
 
     for item_id in ("k1", "w1"):
         js = [j for j in judgments(store) if j.item_id == item_id and j.status == "ok"]

@@ -22,7 +22,7 @@ REFERENCE_NOT_ANSWER = "a reference the model never says"  # turn 2 must carry t
 
 def _items() -> tuple[list[dict], str]:
     """Two-turn items made of prompts the demo checkpoint was trained on (so turn 1 has a real answer)."""
-    from harness.demo import demo_items
+    from sfteval.harness.demo import demo_items
 
     demo = {d["id"]: d for d in demo_items()}
     add, add2, upper = demo["add-000"], demo["add-002"], demo["upper-000"]
@@ -44,7 +44,7 @@ def _items() -> tuple[list[dict], str]:
 
 def _run(model: Path, suite: Path, out: Path) -> list[dict]:
     proc = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "run", "--model", str(model), "--suite", str(suite), "--out", str(out),
+        [sys.executable, "-m", "sfteval.harness.cli", "run", "--model", str(model), "--suite", str(suite), "--out", str(out),
          "--run-name", "mt", "--device", "cpu", "--max-new-tokens", "8", "--quiet"],
         capture_output=True, text=True, cwd=REPO, timeout=900,
     )

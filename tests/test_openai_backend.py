@@ -13,10 +13,10 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from harness.backends import create_backend
-from harness.backends.base import BackendError, GenRequest, GenResult, LogprobRequest
-from harness.backends.openai.retry import Failure, RetryPolicy, parse_retry_after, scrub
-from harness.models import SamplingParams
+from sfteval.harness.backends import create_backend
+from sfteval.harness.backends.base import BackendError, GenRequest, GenResult, LogprobRequest
+from sfteval.harness.backends.openai.retry import Failure, RetryPolicy, parse_retry_after, scrub
+from sfteval.harness.models import SamplingParams
 from servers import (Answer, OpenAIServer, Request, ToyModel, bad_request, by_attempt, drop, malformed,
                      rate_limited, server_error, slow, toy_logprob, toy_top)
 
@@ -278,7 +278,7 @@ def test_reasoning_returned_separately_is_kept_in_think_markers(serve) -> None:
 
 @pytest.mark.parametrize("markers", [None, ("<reasoning>", "</reasoning>")])
 def test_separate_reasoning_is_split_off_with_the_configured_markers(markers: Any) -> None:
-    from harness.generate import ThinkMarkers, split_think, with_reasoning
+    from sfteval.harness.generate import ThinkMarkers, split_think, with_reasoning
 
     think = ThinkMarkers(*markers) if markers else ThinkMarkers()
     result = GenResult(key="k", text="Paris.", reasoning="capital of France")

@@ -113,7 +113,7 @@ def test_sigkill_loses_at_most_the_requests_in_flight(tmp_path: Path) -> None:
     with OpenAIServer(lambda req: Answer("slow answer", delay=0.4)) as srv:
         args = common(srv, suite, tmp_path, "--model", "test-model", "--concurrency", "2", "--no-probes")
         clean = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
-        proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", "--backend", "openai", "-q", *args],
+        proc = subprocess.Popen([sys.executable, "-m", "sfteval.harness.cli", "run", "--backend", "openai", "-q", *args],
                                 cwd=REPO, env=clean, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         gens = tmp_path / "r" / "generations.jsonl"
         deadline = time.monotonic() + 120
@@ -135,7 +135,7 @@ def test_sigkill_loses_at_most_the_requests_in_flight(tmp_path: Path) -> None:
 def test_rendered_prompts_reach_the_server_token_for_token(tmp_path: Path, tokenizer_dir: Path) -> None:
     from transformers import AutoTokenizer
 
-    from harness.render import Renderer
+    from sfteval.harness.render import Renderer
 
     toy = ToyModel(answer=lambda req: Answer("an answer here", first_token_delay=0.05, token_delay=0.02,
                                              prompt_tokens=len(req.prompt or [])))

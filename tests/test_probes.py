@@ -13,10 +13,10 @@ from typing import Iterator
 
 import pytest
 
-from harness.backends.base import Backend, BackendError, GenRequest, GenResult, LogprobRequest, LogprobResult
-from harness.models import Item
-from harness.probes import ProbeConfig, compute_probes, plan_probes
-from harness.render import Renderer, context_continuation_batch, context_continuation_ids, move_trailing_whitespace
+from sfteval.harness.backends.base import Backend, BackendError, GenRequest, GenResult, LogprobRequest, LogprobResult
+from sfteval.harness.models import Item
+from sfteval.harness.probes import ProbeConfig, compute_probes, plan_probes
+from sfteval.harness.render import Renderer, context_continuation_batch, context_continuation_ids, move_trailing_whitespace
 
 CHATML = (
     "{%- for m in messages %}{{- '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}{%- endfor %}"
@@ -71,7 +71,7 @@ def tiny_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def hf(tiny_lm: Path):
-    from harness.backends import create_backend
+    from sfteval.harness.backends import create_backend
 
     with create_backend("hf", model=str(tiny_lm), device="cpu", dtype="float32") as backend:
         yield backend
@@ -156,7 +156,7 @@ def _requests(hf) -> list[LogprobRequest]:
 @pytest.mark.parametrize("split", [True, False])
 @pytest.mark.parametrize("budget", [16, 8192])
 def test_hf_scoring_equals_one_unpadded_forward_per_request(hf, split: bool, budget: int) -> None:
-    from harness.backends.hf_scoring import TeacherForcedScorer
+    from sfteval.harness.backends.hf_scoring import TeacherForcedScorer
 
     scorer = TeacherForcedScorer(hf.model, hf.pad_id, "cpu", max_tokens=budget, max_rows=64)
     scorer._split = split  # both the scored-rows-only head and the full-forward fallback
@@ -179,7 +179,7 @@ def test_hf_split_head_self_check_accepts_llama(hf) -> None:
 
 
 def test_batches_trade_padding_against_forwards() -> None:
-    from harness.backends.hf_scoring import Host, token_batches
+    from sfteval.harness.backends.hf_scoring import Host, token_batches
 
     hosts = [Host([1] * n, [2]) for n in (100, 20, 19, 18, 17)]
     widths = lambda bs: [[len(h.input_ids) for h in b] for b in bs]  # noqa: E731
@@ -190,7 +190,7 @@ def test_batches_trade_padding_against_forwards() -> None:
 
 
 def test_plan_shares_one_forward_between_choices_of_one_question() -> None:
-    from harness.backends.hf_scoring import plan
+    from sfteval.harness.backends.hf_scoring import plan
 
     ctx = [1, 2, 3]
     reqs = [LogprobRequest("ref", ctx, [7, 8, 9]), LogprobRequest("a", ctx, [7]), LogprobRequest("b", ctx, [5]),
@@ -281,8 +281,8 @@ def test_failed_requests_become_error_records_and_resume_skips_done() -> None:
 
 # -- metrics -------------------------------------------------------------------------------------------
 def test_per_item_and_per_token_aggregates() -> None:
-    from harness.models import ProbeResult
-    from harness.scoring import RunRecords, item_frame, summarize
+    from sfteval.harness.models import ProbeResult
+    from sfteval.harness.scoring import RunRecords, item_frame, summarize
 
     items = [Item(id=f"i{k}", task_type="t/a", prompt="p", reference="r") for k in range(2)]
     probes = {
@@ -306,7 +306,7 @@ def _sfteval(*args: str, check: bool = True):
     """The real CLI, in-process (no second torch import): exit code, stdout and stderr."""
     from click.testing import CliRunner
 
-    from harness.cli import main
+    from sfteval.harness.cli import main
 
     result = CliRunner().invoke(main, list(args))
     if check and result.exit_code != 0:
@@ -354,8 +354,8 @@ def test_run_probes_by_default_and_not_with_no_probes(tiny_lm: Path, suite_file:
 
 
 def test_a_backend_without_prompt_logprobs_is_skipped_in_run_and_an_error_in_probe(tmp_path: Path) -> None:
-    from harness.probes.stage import ProbeOptions, run_probe_stage
-    from harness.store import RunStore
+    from sfteval.harness.probes.stage import ProbeOptions, run_probe_stage
+    from sfteval.harness.store import RunStore
 
     class NoScores(FakeBackend):
         supports_prompt_logprobs = False
@@ -381,7 +381,7 @@ def test_a_backend_without_prompt_logprobs_is_skipped_in_run_and_an_error_in_pro
 
 
 def test_continuation_probe_pieces() -> None:
-    from harness.probes.continuation import ContinuationConfig, Side, base_pair, build_record, knows, selected
+    from sfteval.harness.probes.continuation import ContinuationConfig, Side, base_pair, build_record, knows, selected
 
     cfg = ContinuationConfig()
     fact = Item(id="f", task_type="misc", prompt="<t1> likes?", reference="<t2>",
@@ -406,8 +406,8 @@ def test_continuation_probe_pieces() -> None:
 ])
 def test_continuation_probe_selects_the_builtin_knowledge_items(name: str, knowledge: str, first: tuple) -> None:
     """By default both built-in suites' knowledge items are probed, each with its own prefix and short answer."""
-    from harness.probes.continuation import ContinuationConfig, base_pair, selected
-    from harness.suite import load_suite
+    from sfteval.harness.probes.continuation import ContinuationConfig, base_pair, selected
+    from sfteval.harness.suite import load_suite
 
     suite = load_suite(name)
     chosen = selected(suite.items, ContinuationConfig(), suite.sources)
@@ -421,7 +421,7 @@ def test_continuation_probe_selects_the_builtin_knowledge_items(name: str, knowl
 
 
 def test_continuation_prefix_joins_and_templates() -> None:
-    from harness.probes.continuation import ContinuationConfig, base_pair
+    from sfteval.harness.probes.continuation import ContinuationConfig, base_pair
 
     cfg = ContinuationConfig()
     zh = Item(id="z", task_type="知识问答/地理", prompt="中国的首都是哪座城市？", reference="北京。北京是中国的首都。",
@@ -436,7 +436,7 @@ def test_continuation_prefix_joins_and_templates() -> None:
 
 
 def test_knows_uses_the_short_answer() -> None:
-    from harness.probes.continuation import Side, build_record, knows
+    from sfteval.harness.probes.continuation import Side, build_record, knows
 
     item = Item(id="k", task_type="knowledge/geography", prompt="What is the capital of Australia?",
                 reference="Canberra. Sydney is the largest city, but Canberra is the seat of government.",
@@ -457,8 +457,8 @@ def test_knows_uses_the_short_answer() -> None:
 
 
 def test_bad_continuation_meta_names_file_line_and_field(tmp_path: Path) -> None:
-    from harness.probes.continuation import ContinuationConfig, selected
-    from harness.suite import SuiteError, load_suite
+    from sfteval.harness.probes.continuation import ContinuationConfig, selected
+    from sfteval.harness.suite import SuiteError, load_suite
 
     path = tmp_path / "s.jsonl"
     rows = [{"id": "ok", "task_type": "knowledge", "prompt": "Q?", "reference": "A"},

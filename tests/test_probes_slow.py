@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.models import Item
-from harness.probes import plan_probes, score_texts
-from harness.render import Renderer
-from harness.suite import load_suite
+from sfteval.harness.models import Item
+from sfteval.harness.probes import plan_probes, score_texts
+from sfteval.harness.render import Renderer
+from sfteval.harness.suite import load_suite
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
@@ -31,13 +31,13 @@ sfteval = cli(check=True)
 
 @pytest.fixture(scope="module")
 def demo_suite(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from harness.demo import write_demo_suite
+    from sfteval.harness.demo import write_demo_suite
 
     return write_demo_suite(tmp_path_factory.mktemp("demo-suite"))
 
 
 def assert_matches_lm_eval(model_dir: Path, items: list[Item]) -> int:
-    from harness.backends import create_backend
+    from sfteval.harness.backends import create_backend
     from lm_eval_oracle import lm_eval_loglikelihood, lm_eval_model
 
     with create_backend("hf", model=str(model_dir), device="cpu", dtype="float32") as backend:

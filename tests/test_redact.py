@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.redact import MASK, is_secret_name, redact_argv, redact_url, redact_value
+from sfteval.harness.redact import MASK, is_secret_name, redact_argv, redact_url, redact_value
 
 SECRET = "sk-s3cr3t-value"
 
@@ -82,9 +82,9 @@ def test_secret_names(name: str, secret: bool) -> None:
 
 
 def test_judge_manifest_entry_keeps_no_secret() -> None:
-    from judges.config import load_judge_config
+    from sfteval.judges.config import load_judge_config
 
-    from harness.judging.spec import JudgeSpec
+    from sfteval.harness.judging.spec import JudgeSpec
 
     cfg = load_judge_config("alignbench-zh")
     spec = JudgeSpec(config="alignbench-zh", model="judge", base_url=f"http://u:{SECRET}@h/v1?api-key={SECRET}",

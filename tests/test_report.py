@@ -14,12 +14,12 @@ import pandas as pd
 import pytest
 
 from diffkit import Rec, items, write_pairs, write_run
-from harness.differ import diff_frames, diff_runs
-from harness.differ.result import RunInfo
-from harness.gate import GateConfig, evaluate
-from harness.reporting.html import diff_html
-from harness.reporting.markdown import COMMENT_MARKER, GITHUB_COMMENT_LIMIT, diff_markdown, text_size
-from harness.store import RunStore
+from sfteval.harness.differ import diff_frames, diff_runs
+from sfteval.harness.differ.result import RunInfo
+from sfteval.harness.gate import GateConfig, evaluate
+from sfteval.harness.reporting.html import diff_html
+from sfteval.harness.reporting.markdown import COMMENT_MARKER, GITHUB_COMMENT_LIMIT, diff_markdown, text_size
+from sfteval.harness.store import RunStore
 from clikit import cli
 
 REPO = Path(__file__).resolve().parents[1]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.models import Checks, Item
-from judges.rules import RULES, count_words, default_rules, detect_language, evaluate_checks, normalize
+from sfteval.harness.models import Checks, Item
+from sfteval.judges.rules import RULES, count_words, default_rules, detect_language, evaluate_checks, normalize
 
 
 def item(**kw) -> Item:

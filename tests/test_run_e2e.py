@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.suite import load_suite
+from sfteval.harness.suite import load_suite
 from clikit import cli
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,7 +78,7 @@ def test_run_reports_what_the_checkpoints_really_do(demo_checkpoints: dict[str, 
 def test_killed_run_resumes_without_redoing_work(demo_checkpoints: dict[str, Path], tmp_path: Path) -> None:
     args = ["run", "--model", str(demo_checkpoints["v1"]), "--suite", str(DEMO_SUITE), "--out", str(tmp_path),
             "--run-name", "r", "--batch-size", "1", "--quiet"]
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", *args], cwd=REPO,
+    proc = subprocess.Popen([sys.executable, "-m", "sfteval.harness.cli", *args], cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     gens = tmp_path / "r" / "generations.jsonl"
     deadline = time.time() + 300
@@ -141,7 +141,7 @@ def test_run_killed_while_loading_resumes_from_scratch(demo_checkpoints: dict[st
     args = quick_run(demo_checkpoints["v1"], tmp_path)
     log = tmp_path / "stderr.txt"
     with open(log, "w") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "harness.cli", *args], cwd=REPO,
+        proc = subprocess.Popen([sys.executable, "-m", "sfteval.harness.cli", *args], cwd=REPO,
                                 stdout=subprocess.DEVNULL, stderr=err)
     deadline = time.time() + 120
     while time.time() < deadline and "run: " not in log.read_text():

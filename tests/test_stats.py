@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from harness import stats
-from harness.stats import (
+from sfteval.harness import stats
+from sfteval.harness.stats import (
     PairedResult,
     compare_paired,
     holm,

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.models import Generation
-from harness.store import RunStore, StoreError, content_key
+from sfteval.harness.models import Generation
+from sfteval.harness.store import RunStore, StoreError, content_key
 
 
 def gen(key: str, status: str = "ok") -> Generation:

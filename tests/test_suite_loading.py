@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.suite import SuiteError, load_suite
+from sfteval.harness.suite import SuiteError, load_suite
 
 GOOD = {"id": "a1", "task_type": "math/addition", "prompt": "1+1=", "reference": "2"}
 
@@ -172,7 +172,7 @@ def test_suite_yaml_errors(tmp_path: Path) -> None:
     ],
 )
 def test_unknown_rule_is_rejected_at_load_time(tmp_path: Path, yaml_text: str, field: str, line: int) -> None:
-    from judges.rules import RULES
+    from sfteval.judges.rules import RULES
 
     write_jsonl(tmp_path / "items.jsonl", [GOOD])
     (tmp_path / "suite.yaml").write_text(yaml_text)

@@ -9,12 +9,12 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from harness.suite import load_suite
-from harness.suitetools.lint import lint_suite
-from harness.suitetools.punctuation import check_text
-from harness.suitetools.sample import sample_items, sample_suite
-from harness.suitetools.stats import suite_stats
-from harness.suitetools.textsim import near_duplicates
+from sfteval.harness.suite import load_suite
+from sfteval.harness.suitetools.lint import lint_suite
+from sfteval.harness.suitetools.punctuation import check_text
+from sfteval.harness.suitetools.sample import sample_items, sample_suite
+from sfteval.harness.suitetools.stats import suite_stats
+from sfteval.harness.suitetools.textsim import near_duplicates
 from clikit import cli
 
 REPO = Path(__file__).resolve().parents[1]

@@ -21,8 +21,8 @@ from typing import Iterator
 
 import pytest
 
-from harness.models import Generation, ProbeResult
-from harness.store import RunStore
+from sfteval.harness.models import Generation, ProbeResult
+from sfteval.harness.store import RunStore
 from vllm_env import REPO, VLLMServer, run_in_vllm_venv, shared_server, stop_servers, vllm_python
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
@@ -49,8 +49,8 @@ def vllm_server(demo_checkpoints: dict[str, Path], runs_dir: Path) -> Iterator[V
 @pytest.fixture(scope="session")
 def hf_run(demo_checkpoints: dict[str, Path], runs_dir: Path) -> Path:
     """The reference: the hf backend, in this process, probes on."""
-    from harness.probes.stage import ProbeOptions
-    from harness.runner import RunOptions, run_eval
+    from sfteval.harness.probes.stage import ProbeOptions
+    from sfteval.harness.runner import RunOptions, run_eval
 
     opts = RunOptions(model=str(demo_checkpoints["v1"]), suite=str(DEMO_SUITE), backend="hf", out=runs_dir,
                       run_name="hf", progress=False, probes=ProbeOptions(), backend_options={"batch_size": 16})
@@ -71,7 +71,7 @@ def server_run(demo_checkpoints: dict[str, Path], runs_dir: Path, vllm_server: V
     """``sfteval run --backend openai`` (this venv) against the real vLLM server, prompts as token ids."""
     url = vllm_server.wait_ready()
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
-    cmd = [sys.executable, "-m", "harness.cli", "run", "--backend", "openai", "--model", vllm_server.served_name,
+    cmd = [sys.executable, "-m", "sfteval.harness.cli", "run", "--backend", "openai", "--model", vllm_server.served_name,
            "--tokenizer", str(demo_checkpoints["v1"]), "--base-url", url, "--suite", str(DEMO_SUITE),
            "--out", str(runs_dir), "--run-name", "server", "--quiet"]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
@@ -201,7 +201,7 @@ def test_offline_vllm_lora_equals_the_merged_adapter_on_hf(demo_checkpoints: dic
                             "vllm-lora", "--dtype", "float32", "--max-model-len", "256", "-o", "enforce_eager=true",
                             "--quiet")
     assert "vllm#29955" in proc.stderr  # probes refused with the reason; the run itself completes
-    from harness.runner import RunOptions, run_eval
+    from sfteval.harness.runner import RunOptions, run_eval
 
     ref = run_eval(RunOptions(model=str(merged), suite=str(DEMO_SUITE), backend="hf", out=runs_dir, limit=2,
                               run_name="hf-lora-merged", progress=False), log=lambda m: None).path

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from harness.backends.base import BackendError, GenRequest, LogprobRequest
-from harness.backends.vllm_backend import VLLMBackend, VLLMOptions, engine_lora_rank, timing_from_metrics
-from harness.models import SamplingParams
+from sfteval.harness.backends.base import BackendError, GenRequest, LogprobRequest
+from sfteval.harness.backends.vllm_backend import VLLMBackend, VLLMOptions, engine_lora_rank, timing_from_metrics
+from sfteval.harness.models import SamplingParams
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -157,7 +157,7 @@ def test_without_vllm_installed_one_clear_error(tmp_path: Path) -> None:
     if importlib.util.find_spec("vllm") is not None:
         pytest.skip("vllm is installed here")
     (tmp_path / "ckpt").mkdir()
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--backend", "vllm", "--model",
+    proc = subprocess.run([sys.executable, "-m", "sfteval.harness.cli", "run", "--backend", "vllm", "--model",
                            str(tmp_path / "ckpt"), "--suite", str(REPO / "suites" / "demo"), "--out", str(tmp_path)],
                           capture_output=True, text=True, cwd=REPO, timeout=300)
     assert proc.returncode == 2, proc.stderr
@@ -167,7 +167,7 @@ def test_without_vllm_installed_one_clear_error(tmp_path: Path) -> None:
 def test_cli_lists_every_backend() -> None:
     from click.testing import CliRunner
 
-    from harness.cli import main
+    from sfteval.harness.cli import main
 
     help_text = CliRunner().invoke(main, ["run", "--help"]).output
     assert all(name in help_text for name in ("hf (transformers)", "vllm (vLLM", "openai (any"))

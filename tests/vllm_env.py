@@ -3,7 +3,8 @@ and transformers), so its code runs in subprocesses of that venv's python (docs/
 
 - :func:`vllm_python` finds the venv from ``$SFTEVAL_VLLM_VENV``. Missing, the tests FAIL with the build
   command (CI builds it in .ci/run, so they must never skip there silently); ``SFTEVAL_SKIP_VLLM=1`` skips.
-- :func:`run_in_vllm_venv` runs ``python -m harness.cli ...`` there, with the project from this checkout.
+- :func:`run_in_vllm_venv` runs ``python -m sfteval.harness.cli ...`` there, with the project from this checkout
+  (``scripts/pythonpath`` on PYTHONPATH: ``sfteval.harness`` etc. as links to this checkout's folders).
 - :class:`VLLMServer` serves a checkpoint with ``vllm.entrypoints.openai.api_server`` on 127.0.0.1. One per
   session: :func:`shared_server` keeps a single instance even if several test modules ask for it.
 """
@@ -25,6 +26,7 @@ from typing import Optional
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+SOURCE_PATH = REPO / "scripts" / "pythonpath"  #: sfteval.* from this checkout without installing it
 VENV_VAR, SKIP_VAR = "SFTEVAL_VLLM_VENV", "SFTEVAL_SKIP_VLLM"
 BUILD_HINT = (f"build it with `bash .ci/vllm_env.sh ~/.cache/sfteval/vllm-venv .` and export "
               f"{VENV_VAR}=~/.cache/sfteval/vllm-venv (bash .ci/run does both), or set {SKIP_VAR}=1 to skip "
@@ -52,14 +54,14 @@ def vllm_env(**extra: str) -> dict[str, str]:
     """Environment for a vLLM process: the checkout on PYTHONPATH (the venv holds the project's dependencies,
     not the project), no OpenAI credentials, quiet progress."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
-    env.update(VLLM_ENV, PYTHONPATH=str(REPO), TQDM_DISABLE="1", **extra)
+    env.update(VLLM_ENV, PYTHONPATH=str(SOURCE_PATH), TQDM_DISABLE="1", **extra)
     return env
 
 
 def run_in_vllm_venv(*args: str, timeout: float = 900, **extra_env: str) -> subprocess.CompletedProcess:
-    """``python -m harness.cli ARGS`` in the vLLM venv, offline engine in-process (starts in ~10 s, no spawn)."""
+    """``python -m sfteval.harness.cli ARGS`` in the vLLM venv, offline engine in-process (starts in ~10 s, no spawn)."""
     env = vllm_env(VLLM_ENABLE_V1_MULTIPROCESSING="0", **extra_env)
-    proc = subprocess.run([str(vllm_python()), "-m", "harness.cli", *args], cwd=REPO, env=env, capture_output=True,
+    proc = subprocess.run([str(vllm_python()), "-m", "sfteval.harness.cli", *args], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=timeout)
     if proc.returncode != 0:
         raise AssertionError(f"sfteval {' '.join(args)} (vLLM venv) exited {proc.returncode}\n"

@@ -16,9 +16,9 @@ if TYPE_CHECKING:
     from .base import Backend
 
 BUILTIN: dict[str, str] = {
-    "hf": "harness.backends.hf:HFBackend",
-    "vllm": "harness.backends.vllm_backend:VLLMBackend",
-    "openai": "harness.backends.openai:OpenAIBackend",
+    "hf": "sfteval.harness.backends.hf:HFBackend",
+    "vllm": "sfteval.harness.backends.vllm_backend:VLLMBackend",
+    "openai": "sfteval.harness.backends.openai:OpenAIBackend",
 }
 
 #: Shown in --help without importing anything heavy.

@@ -18,7 +18,7 @@ from typing import Any, Optional
 import numpy as np
 import pandas as pd
 
-from judges.aggregate import OUTCOME_POINTS
+from sfteval.judges.aggregate import OUTCOME_POINTS
 
 from .. import stats
 from ..store import iter_jsonl

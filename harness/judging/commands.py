@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from judges.config import JudgeConfig, UnknownAnswerTypeError
+from sfteval.judges.config import JudgeConfig, UnknownAnswerTypeError
 
 from ..models import Item, Judgment, RunManifest
 from ..score import run_scorers, score_targets

@@ -16,8 +16,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Optional, Union
 
-from judges.config import JudgeConfig
-from judges.parse import ParsedScores, ParsedVerdict, Unparsed, judgment_fields
+from sfteval.judges.config import JudgeConfig
+from sfteval.judges.parse import ParsedScores, ParsedVerdict, Unparsed, judgment_fields
 
 from ..backends.base import Backend, GenRequest, GenResult
 from ..models import Judgment, SamplingParams

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import numpy as np
 import pandas as pd
 
-from judges.aggregate import AggregatedScores, aggregate_samples, decide_usability
+from sfteval.judges.aggregate import AggregatedScores, aggregate_samples, decide_usability
 
 from .. import reliability as rel
 from ..models import Generation, Judgment

@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from judges.aggregate import (PairResult, balanced_outcome, candidate_points, combine_pair_samples,
+from sfteval.judges.aggregate import (PairResult, balanced_outcome, candidate_points, combine_pair_samples,
                               position_advantage, verdict_label)
-from judges.parse import parse_verdict
+from sfteval.judges.parse import parse_verdict
 
 from .. import reliability as rel
 from ..models import Item, Judgment, RunManifest
@@ -145,7 +145,7 @@ def _identical_records(cfg: Any, client: JudgeClient, spec: JudgeSpec,
 
 def _calls(cfg: Any, client: JudgeClient, spec: JudgeSpec, k: int,
            pairs: list[tuple[ScoreTarget, ScoreTarget]]) -> list[JudgeCall]:
-    from judges.prompt import build_pair_prompts
+    from sfteval.judges.prompt import build_pair_prompts
 
     cfg_hash, judge_id = cfg.config_hash(), client.judge_id
     calls = []

@@ -10,10 +10,10 @@ from __future__ import annotations
 import sys
 from typing import Any, Callable, Iterator, Optional
 
-from judges.aggregate import decide_usability
-from judges.config import JudgeConfig, UnknownAnswerTypeError
-from judges.parse import parse_scores
-from judges.prompt import JudgePrompt, build_single_prompt
+from sfteval.judges.aggregate import decide_usability
+from sfteval.judges.config import JudgeConfig, UnknownAnswerTypeError
+from sfteval.judges.parse import parse_scores
+from sfteval.judges.prompt import JudgePrompt, build_single_prompt
 
 from ..models import Item, Judgment
 from ..score import Scorer, ScoreTarget

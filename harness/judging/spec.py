@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
-from judges.config import JudgeConfig, JudgeConfigError, load_judge_config
+from sfteval.judges.config import JudgeConfig, JudgeConfigError, load_judge_config
 
 if TYPE_CHECKING:
     from ..models import RunManifest

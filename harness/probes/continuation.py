@@ -90,7 +90,7 @@ def answer_text(item: Item) -> str:
 
 def base_pair(item: Item, config: ContinuationConfig) -> tuple[str, str]:
     """(plain-text prefix, continuation that is the answer) for the base model."""
-    from judges.rules import detect_language
+    from sfteval.judges.rules import detect_language
 
     if "continuation_prefix" in item.meta:
         prefix = str(item.meta["continuation_prefix"])
@@ -151,7 +151,7 @@ _KEPT = "+-*/=<>%$"  # the punctuation judges.rules.normalize keeps
 def _norm(text: str) -> str:
     """judges.rules.normalize, with punctuation read as a word boundary ("峰。2020" is "峰 2020", not "峰2020")
     and no spaces next to a Chinese character ("30 万" is "30万")."""
-    from judges.rules import normalize
+    from sfteval.judges.rules import normalize
 
     text = _SPACE_AT_CJK.sub("", unicodedata.normalize("NFKC", text))
     return normalize("".join(" " if unicodedata.category(ch).startswith("P") and ch not in _KEPT else ch

@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Literal, Optional
 
-from judges.rules import evaluate_checks
+from sfteval.judges.rules import evaluate_checks
 
 from ..models import Item
 from ..suite import Suite

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from judges.rules import detect_language
+from sfteval.judges.rules import detect_language
 
 CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _BRACKET = re.compile(r"[\[\]{}]")
