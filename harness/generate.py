@@ -7,42 +7,22 @@ style) unless the item fixes them. Work whose record already exists is never req
 
 from __future__ import annotations
 
-import re
 import sys
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional
 
 from tqdm import tqdm
 
 from .backends.base import Backend, GenRequest, GenResult
 from .models import Generation, Item, Message, SamplingParams
 from .render import Renderer
+from .stages.base import RunContext, RunRecords, Stage, empty_metrics
 from .store import RunStore, content_key
 from .suite import Suite, item_hash
+from .think import ThinkMarkers, split_think
 
-
-@dataclass
-class ThinkMarkers:
-    open: str = "<think>"
-    close: str = "</think>"
-
-
-def split_think(text: str, markers: Optional[ThinkMarkers]) -> tuple[str, Optional[str], bool]:
-    """(answer, think, unclosed): reasoning blocks are kept in the record but not judged.
-
-    Templates that open the block in the prompt emit only the closing marker, so a lone
-    closing marker also ends a think block.
-    """
-    if markers is None:
-        return text, None, False
-    o, c = re.escape(markers.open), re.escape(markers.close)
-    m = re.match(rf"\s*(?:{o})?(.*?){c}(.*)", text, flags=re.S)
-    if m:
-        return m.group(2).strip(), m.group(1).strip(), False
-    m = re.match(rf"\s*{o}(.*)", text, flags=re.S)
-    if m:
-        return "", m.group(1).strip(), True
-    return text, None, False
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def with_reasoning(result: GenResult, markers: Optional[ThinkMarkers]) -> str:
@@ -78,7 +58,9 @@ def conversation_for_turn(item: Item, turn: int, answers: list[str]) -> list[Mes
 
 
 @dataclass
-class GenerateStage:
+class Generator:
+    """Requests every missing answer (turn by turn) and stores each result the moment it arrives."""
+
     suite: Suite
     backend: Backend
     store: RunStore
@@ -166,3 +148,40 @@ class GenerateStage:
                     error="backend returned no result for this request"))
         if failed:
             self.log(f"{failed} of {len(pending)} requests failed; they are recorded as errors and retried on --resume")
+
+
+class GenerateStage(Stage):
+    """The answers: one record per item, sample and turn; skipped by `sfteval probe` (nothing to generate)."""
+
+    name = "generate"
+    order = 100
+
+    def run(self, ctx: RunContext) -> None:
+        opts = ctx.options
+        if not opts.generate:
+            return
+        Generator(suite=ctx.suite, backend=ctx.backend, store=ctx.store, renderer=ctx.renderer, seed=opts.seed,
+                  overrides=opts.overrides, think=opts.think, progress=opts.progress, log=ctx.log).run(ctx.items)
+
+    def item_metrics(self, records: RunRecords) -> "pd.DataFrame":
+        """Answer length, token counts, latency (b = ttft, k = per-token) and failure rates per item."""
+        import pandas as pd
+
+        last = {it.id: it.n_answer_turns - 1 for it in records.items}
+        rows = []
+        for g in records.generations.values():
+            if g.item_id not in last:
+                continue
+            ok = g.status == "ok"
+            row: dict[str, Any] = {"item_id": g.item_id, "gen:error": float(not ok)}
+            if ok:
+                row.update({"gen:ttft_s": g.timing.ttft_s, "gen:per_token_s": g.timing.per_token_s})
+                if g.turn == last[g.item_id]:
+                    row.update({
+                        "gen:answer_chars": float(len(g.answer)), "gen:completion_tokens": g.completion_tokens,
+                        "gen:truncated": float(g.finish_reason == "length"),
+                    })
+            rows.append(row)
+        if not rows:
+            return empty_metrics()
+        return pd.DataFrame(rows).groupby("item_id").mean(numeric_only=True)

@@ -28,6 +28,23 @@ class FieldError(ValueError):
         super().__init__(f"field '{field}': {message}")
 
 
+class Versioned(BaseModel):
+    """Base of everything written to a run folder: one ``schema_version``, checked when read back.
+
+    A record from a newer sfteval is refused with a message saying so, instead of being misread.
+    """
+
+    schema_version: int = SCHEMA_VERSION
+
+    @field_validator("schema_version")
+    @classmethod
+    def _readable(cls, v: int) -> int:
+        if v > SCHEMA_VERSION:
+            raise ValueError(f"schema version {v} was written by a newer sfteval (this one reads up to "
+                             f"{SCHEMA_VERSION}): upgrade sfteval to read it")
+        return v
+
+
 class _Strict(BaseModel):
     """Base for input models: unknown fields are an error, not silently ignored."""
 
@@ -256,8 +273,7 @@ class Timing(BaseModel):
     total_s: Optional[float] = None
 
 
-class Generation(BaseModel):
-    schema_version: int = SCHEMA_VERSION
+class Generation(Versioned):
     key: str
     item_id: str
     task_type: str
@@ -279,10 +295,9 @@ class Generation(BaseModel):
     attempts: int = 1
 
 
-class Judgment(BaseModel):
+class Judgment(Versioned):
     """One scorer's verdict on one generation (rules and LLM judges write the same record)."""
 
-    schema_version: int = SCHEMA_VERSION
     key: str
     item_id: str
     task_type: str
@@ -304,8 +319,7 @@ class Judgment(BaseModel):
     details: dict[str, Any] = Field(default_factory=dict)
 
 
-class ProbeResult(BaseModel):
-    schema_version: int = SCHEMA_VERSION
+class ProbeResult(Versioned):
     key: str
     item_id: str
     task_type: str
@@ -350,8 +364,7 @@ class RunSettings(BaseModel):
     generate: bool = True  #: False for `sfteval probe`: the generation settings above were not used
 
 
-class RunManifest(BaseModel):
-    schema_version: int = SCHEMA_VERSION
+class RunManifest(Versioned):
     run_id: str
     sfteval_version: str
     git_revision: Optional[str] = None

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Optional
 
 from tabulate import tabulate
 
 from .models import RunManifest
-from .scoring import OVERALL, headline_metrics
+from .scoring import headline_metrics
+from .stages.base import Stage
+from .stages.registry import stages as registered_stages
+from .summary import RunSummary
 
 #: Metrics that are rates in [0, 1] and read best as percentages.
 _RATE_PREFIXES = ("rule:", "gen:error", "gen:truncated", "probe:choice_acc", "probe:ref_greedy",
@@ -24,25 +27,25 @@ def format_value(metric: str, value: Optional[float]) -> str:
     return f"{value:.3g}" if abs(value) < 1 else f"{value:.2f}"
 
 
-def task_type_rows(summary: dict[str, Any], metrics: list[str]) -> list[list[str]]:
+def task_type_rows(summary: RunSummary, metrics: list[str]) -> list[list[str]]:
     rows = []
-    for name, group in summary["task_types"].items():
-        label = f"└ {name.split('/', 1)[1]}" if "/" in name else name  # second level under its first
-        rows.append([label, group["n"]] + [format_value(m, group["metrics"].get(m)) for m in metrics])
-    for name in ("robustness", OVERALL):
-        if name in summary:
-            group = summary[name]
-            rows.append([f"[{name}]", group["n"]] + [format_value(m, group["metrics"].get(m)) for m in metrics])
+    for name, group in summary.groups():
+        if name in summary.task_types:
+            label = f"└ {name.split('/', 1)[1]}" if "/" in name else name  # second level under its first
+        else:
+            label = f"[{name}]"
+        rows.append([label, group.n] + [format_value(m, group.metrics.get(m)) for m in metrics])
     return rows
 
 
-def summary_table(summary: dict[str, Any], *, fmt: str = "simple", limit: int = 6) -> str:
-    metrics = headline_metrics(summary, limit)
+def summary_table(summary: RunSummary, *, fmt: str = "simple", limit: int = 6) -> str:
+    metrics = headline_metrics(summary.overall, limit)
     return tabulate(task_type_rows(summary, metrics), headers=["task_type", "n"] + metrics, tablefmt=fmt,
                     disable_numparse=True)
 
 
-def run_report_markdown(manifest: RunManifest, summary: dict[str, Any]) -> str:
+def run_report_markdown(manifest: RunManifest, summary: RunSummary, stages: Optional[list[Stage]] = None) -> str:
+    """report.md: the run's facts, the per-task_type table, then every stage's own section."""
     counts = manifest.counts
     lines = [
         f"# sfteval run `{manifest.run_id}`",
@@ -57,7 +60,5 @@ def run_report_markdown(manifest: RunManifest, summary: dict[str, Any]) -> str:
     for note in manifest.render_notes:
         lines.append(f"- note: {note}")
     lines += ["", "## Per task_type", "", summary_table(summary, fmt="github", limit=12), ""]
-    from .judging.report import run_judge_markdown
-    from .probes.metrics import probe_markdown
-
-    return "\n".join(lines) + run_judge_markdown(summary) + probe_markdown(summary)
+    sections = [stage.report_section(summary) for stage in (registered_stages() if stages is None else stages)]
+    return "\n".join(lines) + "".join(sections)

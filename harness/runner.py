@@ -8,69 +8,28 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 from . import __version__
 from .backends import create_backend
 from .backends.base import Backend
-from .generate import GenerateStage, ThinkMarkers
+from .judging.answers import check_answer_types, stored_suite, suite_answer_types
+from .judging.single import JudgeScorer
+from .judging.spec import ActiveJudge, JudgeError, JudgeSpec, effective_k, save_active, spec_from_manifest
 from .modelref import local_tokenizer_path, resolve_model
-from .models import Item, ModelInfo, RunManifest, RunSettings
+from .models import Item, Judgment, ModelInfo, RunManifest, RunSettings
 from .redact import redact_argv, redact_value
 from .render import Renderer
-from .score import RuleScorer, Scorer, run_scorers, score_targets
-from .scoring import RunRecords, item_frame, summarize
-from .store import REPORT, SUMMARY, RunStore, StoreError
+from .runfolder import RunFolder, now
+from .score import run_scorers, score_targets
+from .stages.base import RunContext, RunError, RunOptions, Stage
+from .stages.registry import stages as registered_stages
+from .store import JUDGE_CONFIG
 from .suite import Suite, load_suite
 
-
-class RunError(RuntimeError):
-    """A user-facing failure of a run (bad combination of options, incompatible resume, ...)."""
-
-
-@dataclass
-class RunOptions:
-    model: str
-    suite: str
-    backend: str = "hf"
-    backend_options: dict[str, Any] = field(default_factory=dict)
-    tokenizer: Optional[str] = None
-    out: Path = Path("results")
-    run_name: Optional[str] = None
-    resume: Optional[str] = None
-    seed: int = 0
-    limit: Optional[int] = None
-    prompt_format: str = "chat"
-    chat_template: Optional[str] = None  #: a Jinja template file that replaces the tokenizer's
-    think: Optional[ThinkMarkers] = None
-    overrides: dict[str, Any] = field(default_factory=dict)
-    progress: bool = True
-    command: list[str] = field(default_factory=list)
-    judge: Optional[Any] = None  #: harness.judging.spec.JudgeSpec: LLM-judge the answers after the rules
-    generate: bool = True  #: False for `sfteval probe`: no answers, no scores, probes only
-    probes: Optional[Any] = None  #: harness.probes.stage.ProbeOptions; None = no probes (--no-probes)
-
-
-@dataclass
-class RunContext:
-    """Everything a stage needs; stages added later (judges, probes) take this too."""
-
-    options: RunOptions
-    suite: Suite
-    items: list[Item]
-    model: ModelInfo
-    store: RunStore
-    manifest: RunManifest
-    backend: Backend
-    renderer: Optional[Renderer]
-    log: Callable[[str], None]
-
-
-#: Stages that run after generation and rule scoring (LLM judge, probes); each gets the context.
-Stage = Callable[[RunContext], None]
+__all__ = ["RunError", "RunOptions", "rejudge", "run_eval"]
 
 #: RunSettings fields and the command-line options that set them
 _SETTING_FLAGS = {"limit": "--limit", "prompt_format": "--prompt-format", "tokenizer": "--tokenizer",
@@ -78,10 +37,6 @@ _SETTING_FLAGS = {"limit": "--limit", "prompt_format": "--prompt-format", "token
                   "max_new_tokens": "--max-new-tokens"}
 #: fields that only matter where answers are generated (`sfteval probe` may resume a run made by `sfteval run`)
 _GENERATION_SETTINGS = ("seed", "think_markers", "temperature", "max_new_tokens")
-
-
-def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def git_revision() -> Optional[str]:
@@ -142,13 +97,13 @@ def resume_problems(old: RunManifest, opts: RunOptions, model: ModelInfo, suite:
     return problems
 
 
-def find_resumed(opts: RunOptions) -> tuple[RunStore, bool]:
+def find_resumed(opts: RunOptions) -> tuple[RunFolder, bool]:
     """The folder ``--resume`` names, and whether its run ever started (wrote a manifest).
 
     A run killed while loading the model leaves a folder without a manifest; resuming it starts it afresh.
     """
     assert opts.resume
-    candidates = [RunStore(Path(opts.resume)), RunStore(opts.out / opts.resume)]
+    candidates = [RunFolder(Path(opts.resume)), RunFolder(opts.out / opts.resume)]
     for store in candidates:
         if store.exists():
             return store, True
@@ -159,13 +114,13 @@ def find_resumed(opts: RunOptions) -> tuple[RunStore, bool]:
 
 
 def open_store(opts: RunOptions, model: ModelInfo, suite: Suite,
-               log: Callable[[str], None] = lambda m: None) -> tuple[RunStore, Optional[RunManifest]]:
+               log: Callable[[str], None] = lambda m: None) -> tuple[RunFolder, Optional[RunManifest]]:
     if opts.resume:
         store, started = find_resumed(opts)
         if not started:
             log(f"{store.path} holds no manifest (stopped before the run started): starting it now")
             return store, None
-        old = store.read_manifest()
+        old = store.manifest()
         problems = resume_problems(old, opts, model, suite)
         if problems:
             raise RunError(f"cannot resume {store.run_id}: " + "; ".join(problems)
@@ -176,7 +131,7 @@ def open_store(opts: RunOptions, model: ModelInfo, suite: Suite,
     run_id = opts.run_name or default_run_id(model, suite)
     if "/" in run_id or run_id in (".", ".."):
         raise RunError(f"--run-name {run_id!r} must be a plain folder name")
-    store = RunStore(opts.out / run_id)
+    store = RunFolder(opts.out / run_id)
     if store.exists():
         raise RunError(f"run {run_id!r} already exists in {opts.out}; pass --resume {run_id} to continue it, "
                        "or choose another --run-name")
@@ -243,9 +198,9 @@ def select_items(suite: Suite, limit: Optional[int]) -> list[Item]:
     return out
 
 
-def run_eval(opts: RunOptions, *, stages: Optional[list[Stage]] = None, scorers: Optional[list[Scorer]] = None,
-             log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> RunStore:
-    """Run (or resume) one evaluation; returns the store of the finished run."""
+def run_eval(opts: RunOptions, *, stages: Optional[list[Stage]] = None,
+             log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> RunFolder:
+    """Run (or resume) one evaluation through the registered stages; returns the finished run's folder."""
     suite = load_suite(opts.suite)  # validation happens before any model is loaded
     items = select_items(suite, opts.limit)
     chat_template = read_chat_template(opts)
@@ -264,28 +219,13 @@ def run_eval(opts: RunOptions, *, stages: Optional[list[Stage]] = None, scorers:
                 model.chat_template_hash = renderer.template_hash
             if previous is not None:
                 check_template(previous, model, store.run_id)
-            manifest = previous or RunManifest(
-                run_id=store.run_id, sfteval_version=__version__, git_revision=git_revision(),
-                command=redact_argv(opts.command), model=model, backend=opts.backend,
-                suite_name=suite.name, suite_version=suite.version, suite_hash=suite.content_hash,
-                suite_path=str(suite.path), seed=opts.seed, started_at=now(),
-                sampling_defaults=sampling_defaults(suite, opts.overrides), settings=run_settings(opts),
-            )
-            if opts.generate and manifest.settings is not None and not manifest.settings.generate:
-                # a probe-only run that now also generates: record the generation settings it uses
-                manifest.settings = run_settings(opts)
-                manifest.seed = opts.seed
-                manifest.sampling_defaults = sampling_defaults(suite, opts.overrides)
-            manifest.status = "running"
-            manifest.backend_settings = redact_value(backend.effective_settings())
-            manifest.prompt_mode = "chat" if renderer is None or backend.prompt_mode == "chat" else "rendered"
-            manifest.chat_template = renderer.chat_template if renderer else None
+            manifest = start_manifest(opts, store, previous, model, suite, backend, renderer)
             if previous is None:
                 store.write_items(it.model_dump(mode="json", exclude_none=True) for it in items)
             store.write_manifest(manifest)
             ctx = RunContext(opts, suite, items, model, store, manifest, backend, renderer, log)
             try:
-                execute(ctx, stages or [], scorers)
+                execute(ctx, registered_stages() if stages is None else stages)
             except BaseException:
                 manifest.status = "interrupted"
                 manifest.render_notes = renderer.notes if renderer else []
@@ -296,6 +236,28 @@ def run_eval(opts: RunOptions, *, stages: Optional[list[Stage]] = None, scorers:
     return store
 
 
+def start_manifest(opts: RunOptions, store: RunFolder, previous: Optional[RunManifest], model: ModelInfo,
+                   suite: Suite, backend: Backend, renderer: Optional[Renderer]) -> RunManifest:
+    """The manifest of a new run, or the resumed run's, updated with this session's backend and template."""
+    manifest = previous or RunManifest(
+        run_id=store.run_id, sfteval_version=__version__, git_revision=git_revision(),
+        command=redact_argv(opts.command), model=model, backend=opts.backend,
+        suite_name=suite.name, suite_version=suite.version, suite_hash=suite.content_hash,
+        suite_path=str(suite.path), seed=opts.seed, started_at=now(),
+        sampling_defaults=sampling_defaults(suite, opts.overrides), settings=run_settings(opts),
+    )
+    if opts.generate and manifest.settings is not None and not manifest.settings.generate:
+        # a probe-only run that now also generates: record the generation settings it uses
+        manifest.settings = run_settings(opts)
+        manifest.seed = opts.seed
+        manifest.sampling_defaults = sampling_defaults(suite, opts.overrides)
+    manifest.status = "running"
+    manifest.backend_settings = redact_value(backend.effective_settings())
+    manifest.prompt_mode = "chat" if renderer is None or backend.prompt_mode == "chat" else "rendered"
+    manifest.chat_template = renderer.chat_template if renderer else None
+    return manifest
+
+
 def check_template(previous: RunManifest, model: ModelInfo, run_id: str) -> None:
     """A resume must render prompts with the same chat template (generation keys do not include the prompt)."""
     old, new = previous.model.chat_template_hash, model.chat_template_hash
@@ -304,45 +266,17 @@ def check_template(previous: RunManifest, model: ModelInfo, run_id: str) -> None
                        "see --tokenizer and --chat-template). Resume with the original template, or start a new run.")
 
 
-def execute(ctx: RunContext, stages: list[Stage], scorers: Optional[list[Scorer]]) -> None:
-    opts, store = ctx.options, ctx.store
-    if scorers is None:  # built before generating, so a bad judge setting fails before any GPU time
-        scorers = [RuleScorer(ctx.suite)]
-        if opts.judge is not None:
-            from .judging.commands import scorer_for_run
-
-            scorers.append(scorer_for_run(ctx, opts.judge))
-    if opts.generate:
-        generations = GenerateStage(
-            suite=ctx.suite, backend=ctx.backend, store=store, renderer=ctx.renderer, seed=opts.seed,
-            overrides=opts.overrides, think=opts.think, progress=opts.progress, log=ctx.log,
-        ).run(ctx.items)
-        targets = score_targets(ctx.items, generations)
-        run_scorers(store, scorers, targets)
+def execute(ctx: RunContext, stages: list[Stage]) -> None:
+    """Every stage checks its settings first (a bad judge config fails before any GPU time), then runs."""
     for stage in stages:
-        stage(ctx)
-    if opts.probes is not None:
-        from .probes.stage import run_probe_stage
-
-        run_probe_stage(ctx, opts.probes)
-    finish(ctx)
-
-
-def load_records(store: RunStore, manifest: Optional[RunManifest] = None) -> RunRecords:
-    from .judging.spec import load_active
-
-    items = [Item.model_validate(r) for r in store.read_items()]
-    manifest = manifest or store.read_manifest()
-    return RunRecords(items=items, generations=store.read("generations"), judgments=store.read("judgments"),
-                      probes=store.read("probes"), judge=load_active(store.path, manifest.judge))
-
-
-def finish(ctx: RunContext) -> None:
-    """Aggregate, write summary.json and report.md, and mark the manifest complete."""
+        stage.prepare(ctx)
+    for stage in stages:
+        stage.run(ctx)
     ctx.manifest.render_notes = ctx.renderer.notes if ctx.renderer else []
     ctx.manifest.backend_settings = redact_value(ctx.backend.effective_settings())  # incl. what was sent
     ctx.manifest.usage = add_usage(ctx.manifest.usage, ctx.backend.usage())
-    finalize(ctx.store, ctx.manifest)
+    assert isinstance(ctx.store, RunFolder)
+    ctx.store.finalize(ctx.manifest)
 
 
 def add_usage(before: dict[str, Any], session: dict[str, Any]) -> dict[str, Any]:
@@ -355,58 +289,39 @@ def add_usage(before: dict[str, Any], session: dict[str, Any]) -> dict[str, Any]
     return out
 
 
-def finalize(store: RunStore, manifest: RunManifest) -> None:
-    """Rebuild summary.json and report.md from the stored records (also after a re-judge)."""
-    from .report import run_report_markdown
+def rejudge(folder: RunFolder, spec: Optional[JudgeSpec], *, overrides: Optional[dict[str, Any]] = None,
+            log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> dict[str, int]:
+    """(Re)judge a run's stored answers and rewrite its summary.json and report.md (`sfteval judge RUN`).
 
-    records = load_records(store, manifest)
-    gens = records.generations.values()
-    manifest.counts = {
-        "items": len(records.items),
-        "generations": len(records.generations),
-        "generation_errors": sum(g.status != "ok" for g in gens),
-        "judgments": len(records.judgments),
-        "unparsed": sum(j.status == "unparsed" for j in records.judgments.values()),
-        "judge_errors": sum(j.status == "error" for j in records.judgments.values()),
-        "probes": len(records.probes),
-        "probe_errors": sum(r.status != "ok" for r in records.probes.values()),
-    }
-    summary = build_summary(manifest, records)
-    store.write_json(SUMMARY, summary)
-    store.write_text(REPORT, run_report_markdown(manifest, summary))
-    # failed requests stay visible: the run is "incomplete" until a --resume retries them successfully
-    manifest.status = "complete" if manifest.counts["generation_errors"] == 0 else "incomplete"
-    manifest.finished_at = now()
-    store.write_manifest(manifest)
-
-
-def build_summary(manifest: RunManifest, records: RunRecords) -> dict[str, Any]:
-    summary = summarize(item_frame(records))
-    out = {
-        "schema_version": 1,
-        "run_id": manifest.run_id,
-        "model": manifest.model.name,
-        "suite": {"name": manifest.suite_name, "version": manifest.suite_version, "hash": manifest.suite_hash},
-        "counts": manifest.counts,
-        **summary,
-    }
-    if records.probes:
-        from .probes.metrics import probe_summary
-
-        out["probes"] = probe_summary(records.probes)
-    if records.judge is not None:
-        from .judging.metrics import headline, judge_summary
-
-        out["headline"] = headline(summary)
-        out["judge"] = judge_summary(records, manifest)
-    return out
-
-
-def open_run(spec: str, out: Path = Path("results")) -> RunStore:
-    """A run by folder path or by id under ``out``."""
-    path = Path(spec)
-    store = RunStore(path if (path / "manifest.json").exists() else out / spec)
-    if not store.exists():
-        raise StoreError(f"no run found at {spec} (nor {out / spec})")
-    return store
-
+    Why no generation: answers, items and the rendered prompts are all in the run folder, so a new judge (or a
+    fixed config) costs only judge calls -- and none for judgments already cached. Without ``spec`` the judge
+    recorded in the run is used (``overrides`` replace single settings). Returns counts of the active judge's
+    samples (total, unparsed, errors) and of the new records.
+    """
+    folder.lock()
+    try:
+        manifest = folder.manifest()
+        recorded = manifest.judge
+        if spec is None:
+            if not recorded:
+                raise JudgeError(f"run {folder.run_id} has no judge recorded: pass --judge CONFIG --judge-model NAME")
+            spec = spec_from_manifest(folder.path, recorded, **(overrides or {}))
+        cfg = spec.load_config()
+        k = effective_k(cfg, spec.samples)
+        items = folder.items()
+        answer_type_of = suite_answer_types(stored_suite(manifest, log))
+        check_answer_types(cfg, items, answer_type_of)
+        scorer = JudgeScorer(spec, cfg, k, folder.read("judgments", Judgment), answer_type_of=answer_type_of, log=log)
+        written = run_scorers(folder, [scorer], score_targets(items, folder.read("generations")))
+        snapshot_used = recorded and Path(spec.config) == folder.path / JUDGE_CONFIG
+        save_active(folder, manifest, spec, cfg, k, scorer.client.judge_id)
+        if snapshot_used and manifest.judge is not None:  # keep naming the YAML file the config came from
+            manifest.judge["config_source"] = recorded.get("config_source")  # type: ignore[union-attr]
+        folder.finalize(manifest)
+        judge = ActiveJudge(cfg, spec.model, k, scorer.client.judge_id)
+        active = [j for j in folder.read("judgments", Judgment).values() if j.mode == "single" and judge.selects(j)]
+        return {"records": written, "backend_calls": scorer.client.calls, "samples": len(active),
+                "errors": sum(j.status == "error" for j in active),
+                "unparsed": sum(j.status == "unparsed" for j in active)}
+    finally:
+        folder.close()

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator, Optional
 
 from .models import Generation, Item, Judgment
+from .stages.base import RunContext, RunRecords, Stage, empty_metrics
 from .store import RunStore, content_key
 from .suite import Suite
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass
@@ -47,17 +51,14 @@ class RuleScorer(Scorer):
         return list(configured) if configured is not None else default_rules(item)
 
     def score(self, targets: list[ScoreTarget], done: set[str]) -> Iterator[Judgment]:
-        from sfteval.judges.rules import RULES
+        from sfteval.judges.rules import rule_function
 
         for t in targets:
             for name in self.rules_for(t.item):
                 key = content_key("rule", t.generation.key, name)
                 if key in done:
                     continue
-                fn = RULES.get(name)
-                if fn is None:
-                    raise KeyError(f"task_type {t.item.task_type}: unknown rule {name!r} (known: {', '.join(sorted(RULES))})")
-                outcome = fn(t.item, t.generation.answer)
+                outcome = rule_function(name)(t.item, t.generation.answer)  # names were checked at suite load
                 yield Judgment(
                     key=key, item_id=t.item.id, task_type=t.item.task_type, generation_key=t.generation.key,
                     sample=t.generation.sample, scorer=f"rule:{name}", mode="rule",
@@ -92,3 +93,33 @@ def run_scorers(store: RunStore, scorers: list[Scorer], targets: list[ScoreTarge
             done.add(judgment.key)
             n += 1
     return n
+
+
+class RuleStage(Stage):
+    """Rule scores of every stored final answer (exact/normalized match, choice, checks, plugin rules)."""
+
+    name = "rules"
+    order = 200
+
+    def run(self, ctx: RunContext) -> None:
+        if ctx.options.generate:
+            run_scorers(ctx.store, [RuleScorer(ctx.suite)], score_targets(ctx.items, ctx.store.read("generations")))
+
+    def item_metrics(self, records: RunRecords) -> Optional["pd.DataFrame"]:
+        """``rule:<name>`` (mean over answer samples) and ``rule:<name>:unparsed`` per item."""
+        import numpy as np
+        import pandas as pd
+
+        per_gen: dict[tuple[str, Optional[str]], dict[str, list[float]]] = {}
+        for j in records.judgments.values():
+            if j.mode != "rule":
+                continue
+            bucket = per_gen.setdefault((j.item_id, j.generation_key), {})
+            bucket.setdefault(f"{j.scorer}:unparsed", []).append(float(j.status != "ok"))
+            if j.status == "ok":
+                bucket.setdefault(j.scorer, []).append(float(j.overall))  # type: ignore[arg-type]
+        if not per_gen:
+            return empty_metrics()
+        flat = [{"item_id": item_id, **{name: float(np.mean(v)) for name, v in metrics.items()}}
+                for (item_id, _gen), metrics in per_gen.items()]
+        return pd.DataFrame(flat).groupby("item_id").mean(numeric_only=True)

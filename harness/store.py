@@ -26,11 +26,18 @@ STREAMS: dict[str, type[BaseModel]] = {
     "judgments": Judgment,
     "probes": ProbeResult,
 }
+# The folder layout (results/<run>/); sfteval.harness.runfolder is the typed API over it.
 MANIFEST = "manifest.json"
 ITEMS = "items.jsonl"
 SUMMARY = "summary.json"
 REPORT = "report.md"
 LOCK = ".lock"
+JUDGE_CONFIG = "judge_config.json"  #: the active judge's validated config (judging.spec)
+PROBE_SETTINGS = "probe_settings.json"  #: what the probes were computed with (probes.stage)
+PAIRS = "pairs"  #: pairs/<baseline run>/: pairwise judgments of this run (the candidate) against a baseline
+PAIR_ITEMS = "pair_items.jsonl"
+PAIR_SUMMARY = "pair_summary.json"
+PAIR_REPORT = "pair_report.md"
 
 
 class StoreError(RuntimeError):
@@ -98,6 +105,10 @@ class RunStore:
     @property
     def run_id(self) -> str:
         return self.path.name
+
+    def pair_dir(self, baseline_id: str) -> Path:
+        """Where this run's pairwise judgments against ``baseline_id`` live."""
+        return self.path / PAIRS / baseline_id
 
     def exists(self) -> bool:
         return (self.path / MANIFEST).exists()

@@ -301,14 +301,15 @@ def load_suite_config(path: Path) -> SuiteConfig:
 
 def _check_rules(path: Path, config: SuiteConfig) -> None:
     """Reject unknown rule names now, not after every answer has been generated."""
-    from sfteval.judges.rules import RULES  # a plain registry: no model or backend imports
+    from sfteval.judges.rules import rule_names  # entry points only: no rule, model or backend is imported
 
+    known = rule_names()
     layers = [(["defaults"], config.defaults)] + [(["task_types", tt], s) for tt, s in config.task_types.items()]
     for where, settings in layers:
         for i, name in enumerate(settings.rules or []):
-            if name not in RULES:
+            if name not in known:
                 raise _config_error(
-                    path, f"unknown rule {name!r} (known: {', '.join(sorted(RULES))})", [*where, "rules"], index=i
+                    path, f"unknown rule {name!r} (known: {', '.join(known)})", [*where, "rules"], index=i
                 )
 
 

@@ -403,13 +403,36 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bo
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
+def config_folders() -> list[Path]:
+    """Folders of named judge configs: the ``sfteval.judge_configs`` entry points (judges/configs/ is one).
+
+    An entry point names a folder (a path) or a module (its own folder); the first folder with a name wins.
+    """
+    from types import ModuleType
+
+    from sfteval.harness import plugins
+
+    folders = []
+    for obj in plugins.load_all("judge_configs").values():
+        folders.append(Path(obj.__file__).parent if isinstance(obj, ModuleType) else Path(obj))
+    return folders
+
+
+def _named_configs() -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for folder in config_folders():
+        for p in sorted(folder.glob("*.yaml")):
+            found.setdefault(p.stem, p)
+    return found
+
+
 def builtin_configs() -> list[str]:
-    """Names of the configs shipped in judges/configs/ (usable as ``--judge NAME``)."""
-    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+    """Names usable as ``--judge NAME``: judges/configs/*.yaml and the configs that plugins add."""
+    return sorted(_named_configs())
 
 
 def resolve_config_path(path_or_name: Union[str, Path]) -> Path:
-    """A built-in name ('alignbench-zh') -> judges/configs/<name>.yaml; anything path-like -> that file."""
+    """A config name ('alignbench-zh') -> its YAML file in a config folder; anything path-like -> that file."""
     s = str(path_or_name)
     p = Path(s)
     looks_like_path = isinstance(path_or_name, Path) or s.endswith((".yaml", ".yml")) or "/" in s or "\\" in s
@@ -417,12 +440,13 @@ def resolve_config_path(path_or_name: Union[str, Path]) -> Path:
         if not p.is_file():
             raise JudgeConfigError(f"{s}: judge config file not found")
         return p
-    builtin = CONFIG_DIR / f"{s}.yaml"
-    if not builtin.is_file():
+    named = _named_configs()
+    if s not in named:
         raise JudgeConfigError(
-            f"{s}: no such judge config (built-in: {', '.join(builtin_configs()) or 'none'}; or give a path to a .yaml file)"
+            f"{s}: no such judge config (named configs: {', '.join(sorted(named)) or 'none'}; or give a path to a "
+            ".yaml file)"
         )
-    return builtin
+    return named[s]
 
 
 def _loc(loc: tuple[Union[int, str], ...]) -> str:

@@ -1,7 +1,7 @@
 """Rule scorers: decisions a rule can make without a judge model.
 
-Each rule is registered by name and writes the same Judgment records an LLM judge writes,
-so aggregation, diffing and gating treat both alike. A rule that cannot decide (no choice
+Each rule is registered by name (the ``sfteval.rules`` entry points, so a plugin adds rules the same way)
+and writes the same Judgment records an LLM judge writes, so aggregation, diffing and gating treat both alike. A rule that cannot decide (no choice
 recognisable in the answer) says ``unparsed``: it never guesses a 0.
 """
 
@@ -30,15 +30,20 @@ class RuleOutcome:
 
 
 RuleFn = Callable[[Item, str], RuleOutcome]
-RULES: dict[str, RuleFn] = {}
 
 
-def rule(name: str) -> Callable[[RuleFn], RuleFn]:
-    def deco(fn: RuleFn) -> RuleFn:
-        RULES[name] = fn
-        return fn
+def rule_names() -> list[str]:
+    """Rules by name: the ``sfteval.rules`` entry points (the ones below are declared there too)."""
+    from sfteval.harness import plugins
 
-    return deco
+    return plugins.names("rules")
+
+
+def rule_function(name: str) -> RuleFn:
+    """The rule registered as ``name``; a plugin's rule is imported only when a suite names it."""
+    from sfteval.harness import plugins
+
+    return plugins.load("rules", name)
 
 
 def default_rules(item: Item) -> list[str]:
@@ -85,7 +90,6 @@ def _reference(item: Item) -> Optional[str]:
     return ref if isinstance(ref, str) else None
 
 
-@rule("exact_match")
 def exact_match(item: Item, answer: str) -> RuleOutcome:
     ref = _reference(item)
     if ref is None:
@@ -93,7 +97,6 @@ def exact_match(item: Item, answer: str) -> RuleOutcome:
     return RuleOutcome(float(answer.strip() == ref.strip()))
 
 
-@rule("normalized_match")
 def normalized_match(item: Item, answer: str) -> RuleOutcome:
     ref = _reference(item)
     if ref is None:
@@ -101,7 +104,6 @@ def normalized_match(item: Item, answer: str) -> RuleOutcome:
     return RuleOutcome(float(normalize(answer) == normalize(ref)))
 
 
-@rule("choice")
 def choice(item: Item, answer: str) -> RuleOutcome:
     """Which choice did the answer pick? The exact choice, else the only choice it mentions."""
     if not item.choices:
@@ -117,7 +119,6 @@ def choice(item: Item, answer: str) -> RuleOutcome:
     return RuleOutcome(float(picked == item.label), details={"picked": picked})
 
 
-@rule("json_valid")
 def json_valid(item: Item, answer: str) -> RuleOutcome:
     try:
         json.loads(strip_code_fence(answer))
@@ -165,7 +166,6 @@ def evaluate_checks(checks: Checks, answer: str) -> dict[str, bool]:
     return results
 
 
-@rule("checks")
 def checks_rule(item: Item, answer: str) -> RuleOutcome:
     if not item.checks or not item.checks.active():
         return RuleOutcome(None, "item has no checks")

@@ -91,9 +91,9 @@ def write_run(root: Path, name: str, item_list: list[dict[str, Any]], recs: dict
                                                n_tokens=3, mean_logprob=r.probe / 3, greedy=r.probe > -1))
     store.close()
     if finalize:
-        from sfteval.harness.runner import finalize as fin
+        from sfteval.harness.runfolder import RunFolder
 
-        fin(store, manifest)
+        RunFolder(store.path).finalize(manifest)
     return store
 
 

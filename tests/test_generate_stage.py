@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from sfteval.harness.generate import ThinkMarkers, conversation_for_turn, split_think
+from sfteval.harness.generate import conversation_for_turn
+from sfteval.harness.think import ThinkMarkers, split_think
 from sfteval.harness.models import Item
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sfteval.harness.importers import IMPORTERS, ImportOptions, import_suite
+from sfteval.harness.importers import ImportOptions, import_suite, importers
 from sfteval.harness.suite import SuiteError, load_suite
 from clikit import cli
 
@@ -37,7 +37,7 @@ def write(path: Path, lines: list) -> Path:
 
 
 def test_registry_has_every_format() -> None:
-    assert {"alignbench", "mt-bench", "arena-hard", "chat-jsonl", "table"} <= set(IMPORTERS)
+    assert {"alignbench", "mt-bench", "arena-hard", "chat-jsonl", "table"} <= set(importers())
 
 
 # -- MT-Bench, on the real FastChat files ------------------------------------------------------------------

@@ -17,7 +17,6 @@ from typing import Any, Iterator
 import pytest
 
 from sfteval.harness.models import Item
-from sfteval.harness.runner import load_records
 from sfteval.harness.scoring import item_frame
 from sfteval.harness.store import RunStore
 from scripted_judge import ScriptedJudge, overlap, true_score
@@ -94,7 +93,7 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def frame(run: Path) -> Any:
-    return item_frame(load_records(RunStore(run)))
+    return item_frame(RunFolder(run).records())
 
 
 def assert_secret_not_stored(root: Path) -> None:

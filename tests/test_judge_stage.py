@@ -17,15 +17,20 @@ import pytest
 from sfteval.harness import reliability as rel
 from sfteval.harness.backends.base import Backend, BackendOptions, GenRequest, GenResult
 from sfteval.harness.judging import engine
-from sfteval.harness.judging.commands import judge_run
+from sfteval.harness.runfolder import RunFolder
+from sfteval.harness.runner import rejudge
 from sfteval.harness.judging.pair import judge_pair
 from sfteval.harness.judging.spec import JudgeError, JudgeSpec, judge_identity, load_active, snapshot_config
 from sfteval.harness.models import Generation, ModelInfo, RunManifest
-from sfteval.harness.runner import load_records
 from sfteval.harness.scoring import item_frame
 from sfteval.harness.store import RunStore, content_key
 from sfteval.judges.config import load_judge_config
 from scripted_judge import ScriptedJudge, true_score
+
+
+def judge_run(store: Any, spec: Any, **kwargs: Any) -> dict[str, int]:
+    """Re-judge a stored run, as `sfteval judge RUN` does."""
+    return rejudge(RunFolder(store.path), spec, **kwargs)
 
 
 class ChatBackend(Backend):
@@ -173,7 +178,7 @@ def test_unparsed_is_retried_once_then_counted_never_zero(tmp_path: Path, judge_
     assert "not closed" in js["k2"].details["first_attempt"]["reason"]
     assert js["m1"].status == "unparsed" and js["m1"].raw == "no idea" and js["m1"].scores == {}
     assert "no score dict" in js["m1"].reason
-    frame = item_frame(load_records(store))
+    frame = item_frame(RunFolder(store.path).records())
     assert math.isnan(frame.loc["m1", "judge:overall"]) and math.isnan(frame.loc["m1", "usable"])
     assert frame.loc["m1", "judge:unparsed"] == 1.0
     summary = store.read_json("summary.json")
@@ -219,7 +224,7 @@ def test_median_over_samples_and_usability_from_the_config(tmp_path: Path, judge
     judge_backend(noise=2.0)
     store = make_run(tmp_path, "v1", V1)
     judge_run(store, spec(k=5), log=lambda m: None)
-    records = load_records(store)
+    records = RunFolder(store.path).records()
     frame = item_frame(records)
     cfg = load_judge_config("default-en")
     from sfteval.judges.aggregate import decide_usability
@@ -432,7 +437,7 @@ def test_per_item_spread_of_the_overall_score(tmp_path: Path, judge_backend: Cal
     judge_backend(noise=2.0)
     store = make_run(tmp_path, "v1", V1)
     judge_run(store, spec(k=4), log=lambda m: None)
-    frame = item_frame(load_records(store))
+    frame = item_frame(RunFolder(store.path).records())
     for item_id in ("k1", "m1", "w1"):
         overall = [j.overall for j in judgments(store) if j.item_id == item_id and j.status == "ok"]
         assert frame.loc[item_id, "judge:spread"] == pytest.approx(statistics.pstdev(overall))
@@ -442,7 +447,7 @@ def test_per_item_spread_of_the_overall_score(tmp_path: Path, judge_backend: Cal
     assert summary["overall"]["metrics"]["judge:spread"] > 0
     one = make_run(tmp_path, "v2", V1)
     judge_run(one, spec(k=1), log=lambda m: None)
-    assert "judge:spread" not in item_frame(load_records(one)).columns  # one sample: no spread to speak of
+    assert "judge:spread" not in item_frame(RunFolder(one.path).records()).columns  # one sample: no spread to speak of
 
 
 # -- reliability functions ------------------------------------------------------------------------------

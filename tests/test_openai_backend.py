@@ -278,7 +278,8 @@ def test_reasoning_returned_separately_is_kept_in_think_markers(serve) -> None:
 
 @pytest.mark.parametrize("markers", [None, ("<reasoning>", "</reasoning>")])
 def test_separate_reasoning_is_split_off_with_the_configured_markers(markers: Any) -> None:
-    from sfteval.harness.generate import ThinkMarkers, split_think, with_reasoning
+    from sfteval.harness.generate import with_reasoning
+    from sfteval.harness.think import ThinkMarkers, split_think
 
     think = ThinkMarkers(*markers) if markers else ThinkMarkers()
     result = GenResult(key="k", text="Paris.", reasoning="capital of France")

@@ -282,7 +282,8 @@ def test_failed_requests_become_error_records_and_resume_skips_done() -> None:
 # -- metrics -------------------------------------------------------------------------------------------
 def test_per_item_and_per_token_aggregates() -> None:
     from sfteval.harness.models import ProbeResult
-    from sfteval.harness.scoring import RunRecords, item_frame, summarize
+    from sfteval.harness.scoring import item_frame, summarize
+    from sfteval.harness.stages.base import RunRecords
 
     items = [Item(id=f"i{k}", task_type="t/a", prompt="p", reference="r") for k in range(2)]
     probes = {
@@ -291,13 +292,13 @@ def test_per_item_and_per_token_aggregates() -> None:
         "b": ProbeResult(key="b", item_id="i1", task_type="t/a", kind="reference", sum_logprob=-9.0, n_tokens=9,
                          mean_logprob=-1.0, greedy=False),
     }
-    m = summarize(item_frame(RunRecords(items=items, probes=probes)))["task_types"]["t/a"]["metrics"]
+    m = summarize(item_frame(RunRecords(items=items, probes=probes)))["task_types"]["t/a"].metrics
     assert m["probe:ref_sum"] == -5.0 and m["probe:ref_mean"] == -1.0 and m["probe:ref_greedy"] == 0.5
     assert m["probe:ref_token_mean"] == pytest.approx(-1.0) and m["probe:ref_sum_total"] == -10.0
     probes["b"] = probes["b"].model_copy(update={"mean_logprob": -2.0, "sum_logprob": -18.0})
-    m = summarize(item_frame(RunRecords(items=items, probes=probes)))["task_types"]["t/a"]["metrics"]
+    m = summarize(item_frame(RunRecords(items=items, probes=probes)))["task_types"]["t/a"].metrics
     assert m["probe:ref_mean"] == -1.5 and m["probe:ref_token_mean"] == pytest.approx(-19 / 10)  # per item != per token
-    bare = summarize(item_frame(RunRecords(items=items)))["overall"]["metrics"]
+    bare = summarize(item_frame(RunRecords(items=items)))["overall"].metrics
     assert not any(k.startswith("probe:") for k in bare)
 
 
@@ -354,7 +355,8 @@ def test_run_probes_by_default_and_not_with_no_probes(tiny_lm: Path, suite_file:
 
 
 def test_a_backend_without_prompt_logprobs_is_skipped_in_run_and_an_error_in_probe(tmp_path: Path) -> None:
-    from sfteval.harness.probes.stage import ProbeOptions, run_probe_stage
+    from sfteval.harness.probes.options import ProbeOptions
+    from sfteval.harness.probes.stage import run_probe_stage
     from sfteval.harness.store import RunStore
 
     class NoScores(FakeBackend):

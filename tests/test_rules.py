@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from sfteval.harness.models import Checks, Item
-from sfteval.judges.rules import RULES, count_words, default_rules, detect_language, evaluate_checks, normalize
+from sfteval.judges.rules import (choice, count_words, default_rules, detect_language, evaluate_checks, exact_match,
+                                  normalize, normalized_match)
 
 
 def item(**kw) -> Item:
@@ -16,11 +17,11 @@ def item(**kw) -> Item:
 
 def test_exact_and_normalized_match() -> None:
     it = item(reference="The answer is 42.")
-    assert RULES["exact_match"](it, "  The answer is 42.\n").score == 1.0
-    assert RULES["exact_match"](it, "the answer is 42").score == 0.0
-    assert RULES["normalized_match"](it, "the answer is 42").score == 1.0
-    assert RULES["normalized_match"](it, "The answer is 43.").score == 0.0
-    assert RULES["exact_match"](item(), "x").score is None  # no reference: cannot decide
+    assert exact_match(it, "  The answer is 42.\n").score == 1.0
+    assert exact_match(it, "the answer is 42").score == 0.0
+    assert normalized_match(it, "the answer is 42").score == 1.0
+    assert normalized_match(it, "The answer is 43.").score == 0.0
+    assert exact_match(item(), "x").score is None  # no reference: cannot decide
 
 
 def test_normalize_handles_full_width_and_case() -> None:
@@ -35,12 +36,12 @@ def test_normalize_handles_full_width_and_case() -> None:
 ])
 def test_choice_recognised(answer: str, score: float) -> None:
     it = item(choices=["positive", "negative"], label="positive")
-    assert RULES["choice"](it, answer).score == score
+    assert choice(it, answer).score == score
 
 
 @pytest.mark.parametrize("answer", ["", "neutral", "positive or negative"])
 def test_choice_unrecognisable_is_unparsed_not_zero(answer: str) -> None:
-    out = RULES["choice"](item(choices=["positive", "negative"], label="positive"), answer)
+    out = choice(item(choices=["positive", "negative"], label="positive"), answer)
     assert out.score is None and out.reason
 
 

@@ -172,7 +172,7 @@ def test_suite_yaml_errors(tmp_path: Path) -> None:
     ],
 )
 def test_unknown_rule_is_rejected_at_load_time(tmp_path: Path, yaml_text: str, field: str, line: int) -> None:
-    from sfteval.judges.rules import RULES
+    from sfteval.judges.rules import rule_names
 
     write_jsonl(tmp_path / "items.jsonl", [GOOD])
     (tmp_path / "suite.yaml").write_text(yaml_text)
@@ -180,7 +180,7 @@ def test_unknown_rule_is_rejected_at_load_time(tmp_path: Path, yaml_text: str, f
     assert err.file == str(tmp_path / "suite.yaml")
     assert (err.line, err.field) == (line, field)
     assert "unknown rule 'exakt_match'" in err.message
-    assert all(name in err.message for name in RULES)
+    assert all(name in err.message for name in rule_names())
     (tmp_path / "suite.yaml").write_text(yaml_text.replace("exakt_match", "normalized_match"))
     assert load_suite(tmp_path).settings_for("math/addition").rules is not None
 

@@ -49,7 +49,7 @@ def vllm_server(demo_checkpoints: dict[str, Path], runs_dir: Path) -> Iterator[V
 @pytest.fixture(scope="session")
 def hf_run(demo_checkpoints: dict[str, Path], runs_dir: Path) -> Path:
     """The reference: the hf backend, in this process, probes on."""
-    from sfteval.harness.probes.stage import ProbeOptions
+    from sfteval.harness.probes.options import ProbeOptions
     from sfteval.harness.runner import RunOptions, run_eval
 
     opts = RunOptions(model=str(demo_checkpoints["v1"]), suite=str(DEMO_SUITE), backend="hf", out=runs_dir,

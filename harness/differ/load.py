@@ -6,21 +6,22 @@ can feed frames directly); everything that touches records and files lives here.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, Optional
 
 import pandas as pd
 
 from ..models import Generation, Judgment, RunManifest
-from ..scoring import RunRecords, item_frame
-from ..store import SUMMARY, RunStore
+from ..runfolder import RunFolder
+from ..scoring import item_frame
+from ..stages.base import RunRecords
+from ..store import PAIR_ITEMS, RunStore
 from .result import RunInfo
 
 
 @dataclass
 class LoadedRun:
-    store: RunStore
+    store: RunFolder
     manifest: RunManifest
     records: RunRecords
     frame: pd.DataFrame
@@ -28,15 +29,14 @@ class LoadedRun:
 
 
 def load_run(store: RunStore) -> LoadedRun:
-    from ..runner import load_records
-
-    manifest = store.read_manifest()
-    records = load_records(store, manifest)
+    folder = store if isinstance(store, RunFolder) else RunFolder(store.path)
+    manifest = folder.manifest()
+    records = folder.records(manifest)
     frame = item_frame(records)
-    return LoadedRun(store, manifest, records, frame, run_info(store, manifest, records))
+    return LoadedRun(folder, manifest, records, frame, run_info(folder, manifest, records))
 
 
-def run_info(store: RunStore, manifest: RunManifest, records: RunRecords) -> RunInfo:
+def run_info(store: RunFolder, manifest: RunManifest, records: RunRecords) -> RunInfo:
     from .. import reliability as rel
 
     gens = list(records.generations.values())
@@ -59,12 +59,11 @@ def run_info(store: RunStore, manifest: RunManifest, records: RunRecords) -> Run
     return info
 
 
-def _stored_reliability(store: RunStore) -> dict[str, Any]:
-    try:
-        summary = json.loads((store.path / SUMMARY).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+def _stored_reliability(store: RunFolder) -> dict[str, Any]:
+    summary = store.stored_summary()
+    if summary is None or summary.judge is None:
         return {}
-    return ((summary.get("judge") or {}).get("reliability")) or {}
+    return summary.judge.reliability.model_dump()
 
 
 class RecordTexts:
@@ -123,7 +122,7 @@ def changed_items(a: RunRecords, b: RunRecords) -> list[str]:
 
 def find_pairs(a: RunStore, b: RunStore) -> Optional[tuple[Any, bool]]:
     """The pair folder of B (candidate) vs A (baseline): B/pairs/A, else A/pairs/B (outcomes inverted)."""
-    for folder, inverted in ((b.path / "pairs" / a.run_id, False), (a.path / "pairs" / b.run_id, True)):
-        if (folder / "pair_items.jsonl").exists():
+    for folder, inverted in ((b.pair_dir(a.run_id), False), (a.pair_dir(b.run_id), True)):
+        if (folder / PAIR_ITEMS).exists():
             return folder, inverted
     return None

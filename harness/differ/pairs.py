@@ -21,7 +21,7 @@ import pandas as pd
 from sfteval.judges.aggregate import OUTCOME_POINTS
 
 from .. import stats
-from ..store import iter_jsonl
+from ..store import PAIR_ITEMS, PAIR_SUMMARY, iter_jsonl
 from .cells import derived_seed
 from .result import Pairwise
 
@@ -31,11 +31,11 @@ _INVERT = {"win": "loss", "loss": "win", "tie": "tie", None: None}
 def read_pairwise(folder: Path, inverted: bool, groups_of: dict[str, list[tuple[str, str]]], *, seed: int,
                   n_resamples: int, confidence: float) -> Optional[Pairwise]:
     """``groups_of``: item id -> [(kind, group name)] for the items the diff pairs."""
-    rows = list(iter_jsonl(folder / "pair_items.jsonl"))
+    rows = list(iter_jsonl(folder / PAIR_ITEMS))
     if not rows:
         return None
     try:
-        summary = json.loads((folder / "pair_summary.json").read_text(encoding="utf-8"))
+        summary = json.loads((folder / PAIR_SUMMARY).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         summary = {}
     frame = pd.DataFrame({"item_id": [r["item_id"] for r in rows],

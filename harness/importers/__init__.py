@@ -1,6 +1,7 @@
 """Importers: third-party eval sets -> sfteval suite folders.
 
-Each format lives in its own module and registers itself by name in :data:`IMPORTERS`;
+Each format lives in its own module and is registered by name under the ``sfteval.importers`` entry points
+(a plugin package adds formats the same way);
 :func:`import_suite` reads everything first (so a broken record aborts before anything is
 written), validates every item, then writes the suite atomically.
 """
@@ -11,10 +12,9 @@ from pathlib import Path
 
 from ..models import Item, SuiteConfig, TaskTypeSettings
 from ..suite import Suite, SuiteError
-from . import alignbench, arenahard, chat, mtbench, table  # noqa: F401  (each registers its format)
-from .base import IMPORTERS, Importer, ImportOptions, load_task_type_map, to_items
+from .base import Importer, ImportOptions, importers, load_task_type_map, to_items
 
-__all__ = ["IMPORTERS", "ImportOptions", "Importer", "import_suite", "load_task_type_map"]
+__all__ = ["ImportOptions", "Importer", "import_suite", "importers", "load_task_type_map"]
 
 
 def import_suite(fmt: str, src: Path | str, dest: Path | str, opts: ImportOptions | None = None,
@@ -24,9 +24,10 @@ def import_suite(fmt: str, src: Path | str, dest: Path | str, opts: ImportOption
 
     opts = opts or ImportOptions()
     src, dest = Path(src), Path(dest)
-    importer = IMPORTERS.get(fmt)
+    known = importers()
+    importer = known.get(fmt)
     if importer is None:
-        raise SuiteError(src, f"unknown format {fmt!r} (known: {', '.join(sorted(IMPORTERS))})")
+        raise SuiteError(src, f"unknown format {fmt!r} (known: {', '.join(sorted(known))})")
     if opts.references is not None and not importer.takes_references:
         raise SuiteError(opts.references, f"format {fmt!r} takes no reference-answer file")
     for target in opts.field_map:

@@ -23,7 +23,6 @@ from .base import (
     need_text,
     opt_text,
     read_jsonl,
-    register,
 )
 
 CATEGORY_ANSWER_TYPE = {
@@ -79,9 +78,9 @@ def config() -> SuiteConfig:
     )
 
 
-IMPORTER = register(Importer(
+IMPORTER = Importer(
     name="alignbench",
     description="AlignBench JSONL (question_id, category, subcategory, question, reference): task_type "
                 "`category/subcategory`, answer types per subcategory as AlignBench assigns them.",
     read=read, fields=("question_id", "category", "subcategory", "question", "reference"), config=config,
-))
+)

@@ -25,7 +25,6 @@ from .base import (
     label_part,
     make_id,
     read_jsonl,
-    register,
     src_field,
 )
 
@@ -104,9 +103,9 @@ def config() -> SuiteConfig:
     )
 
 
-IMPORTER = register(Importer(
+IMPORTER = Importer(
     name="arena-hard",
     description="Arena-Hard questions JSONL (question_id or uid; category with cluster or subcategory; "
                 "turns [{content}] or prompt); no references.",
     read=read, fields=("question_id", "uid", "category", "subcategory", "cluster", "turns", "prompt"), config=config,
-))
+)

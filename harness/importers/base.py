@@ -192,10 +192,8 @@ def to_items(drafts: list[Draft], opts: ImportOptions) -> list[Item]:
 
 
 # -- registry ------------------------------------------------------------------------------------------
-IMPORTERS: dict[str, Importer] = {}
+def importers() -> dict[str, Importer]:
+    """Formats by name: the ``sfteval.importers`` entry points, built-ins included (the CLI's --format choices)."""
+    from .. import plugins
 
-
-def register(importer: Importer) -> Importer:
-    """Add a format by name; the CLI's --format choices come from here (no per-format branches)."""
-    IMPORTERS[importer.name] = importer
-    return importer
+    return plugins.load_all("importers")

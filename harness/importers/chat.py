@@ -23,7 +23,6 @@ from .base import (
     get,
     label_part,
     read_jsonl,
-    register,
     src_field,
 )
 
@@ -88,10 +87,10 @@ def read(src: Path, opts: ImportOptions) -> list[Draft]:
     return drafts
 
 
-IMPORTER = register(Importer(
+IMPORTER = Importer(
     name="chat-jsonl",
     description="Chat JSONL (`messages`; a final assistant message becomes the reference).",
     read=read, fields=("messages", "id", "task_type", "category", "subcategory") + PASS_THROUGH,
     config=lambda: SuiteConfig(description="Imported chat conversations.",
                                defaults=TaskTypeSettings(temperature=0.0)),
-))
+)

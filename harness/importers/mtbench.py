@@ -24,7 +24,6 @@ from .base import (
     make_id,
     need_text,
     read_jsonl,
-    register,
     src_field,
 )
 
@@ -133,9 +132,9 @@ def config() -> SuiteConfig:
     )
 
 
-IMPORTER = register(Importer(
+IMPORTER = Importer(
     name="mt-bench",
     description="MT-Bench question.jsonl (two user turns, answered one after the other) with per-turn reference "
                 "answers from a reference_answer file (choices[0].turns) merged by question_id.",
     read=read, fields=("question_id", "category", "turns", "reference"), config=config, takes_references=True,
-))
+)

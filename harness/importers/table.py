@@ -24,7 +24,6 @@ from .base import (
     get,
     label_part,
     read_jsonl,
-    register,
     src_field,
 )
 from .chat import parse_messages
@@ -162,9 +161,9 @@ def read(src: Path, opts: ImportOptions) -> list[Draft]:
     return drafts
 
 
-IMPORTER = register(Importer(
+IMPORTER = Importer(
     name="table",
     description="A table (Parquet, JSON, JSONL or CSV; HF datasets style) with columns mapped by --map FIELD=COLUMN.",
     read=read, fields=FIELDS + ("meta.*",),
     config=lambda: SuiteConfig(description="Imported table.", defaults=TaskTypeSettings(temperature=0.0)),
-))
+)

@@ -23,11 +23,13 @@ from sfteval.judges.aggregate import AggregatedScores, aggregate_samples, decide
 
 from .. import reliability as rel
 from ..models import Generation, Judgment
+from ..stages.base import empty_metrics
+
+from ..summary import OVERALL, Headline, JudgeBlock
 
 if TYPE_CHECKING:
     from ..models import RunManifest
-    from ..scoring import RunRecords
-    from .spec import ActiveJudge
+    from ..stages.base import RunRecords
 
 
 @dataclass
@@ -42,7 +44,7 @@ class AnswerJudgment:
 
 
 def answer_judgments(records: "RunRecords") -> list[AnswerJudgment]:
-    judge: Optional["ActiveJudge"] = getattr(records, "judge", None)
+    judge = records.judge
     if judge is None:
         return []
     by_gen: dict[str, list[Judgment]] = {}
@@ -60,7 +62,7 @@ def answer_judgments(records: "RunRecords") -> list[AnswerJudgment]:
 
 def judge_item_metrics(records: "RunRecords") -> pd.DataFrame:
     """One row per judged item: medians per dimension, usability, overall-score spread, unparsed/error shares."""
-    judge: Optional["ActiveJudge"] = getattr(records, "judge", None)
+    judge = records.judge
     rows = []
     for a in answer_judgments(records):
         n = len(a.samples)
@@ -77,15 +79,16 @@ def judge_item_metrics(records: "RunRecords") -> pd.DataFrame:
                 row["judge:spread"] = a.agg.spread[judge.config.overall.key].std
         rows.append(row)
     if not rows:
-        return pd.DataFrame(index=pd.Index([], name="item_id"))
+        return empty_metrics()
     frame = pd.DataFrame(rows).groupby("item_id").mean(numeric_only=True)
     lead = [c for c in ("usable", "usable_score") if c in frame.columns]
     return frame[lead + [c for c in frame.columns if c not in lead]]
 
 
-def judge_summary(records: "RunRecords", manifest: "RunManifest") -> dict[str, Any]:
-    """The summary's ``judge`` block: who judged, the headline usable rates, and reliability."""
-    judge: "ActiveJudge" = records.judge  # type: ignore[assignment]
+def judge_summary(records: "RunRecords", manifest: "RunManifest") -> JudgeBlock:
+    """The summary's ``judge`` block: who judged, how many items, and the judge's reliability."""
+    judge = records.judge
+    assert judge is not None
     answers = answer_judgments(records)
     samples = [j for a in answers for j in a.samples]
     status = rel.status_rates(j.status for j in samples)
@@ -108,22 +111,19 @@ def judge_summary(records: "RunRecords", manifest: "RunManifest") -> dict[str, A
     if fam:
         warnings.insert(0, fam)
     reliability["warnings"] = warnings
-    return {
+    return JudgeBlock.model_validate({
         "config": judge.config.name, "config_hash": judge.config_hash, "model": judge.model, "samples": judge.k,
         "backend": entry.get("backend"), "items_judged": len({a.item_id for a in answers}),
         "items_scored": len({a.item_id for a in scored}),
         "dimensions": {d.key: d.name for d in judge.config.dimensions if any(d.key in a.agg.scores for a in scored)},
         "reliability": reliability,
-    }
+    })
 
 
-def headline(summary: dict[str, Any]) -> dict[str, Any]:
+def headline(groups: dict[str, Any]) -> Headline:
     """The release metric: usable rate overall and per task_type (both levels)."""
-    def pick(group: dict[str, Any]) -> Optional[float]:
-        return group["metrics"].get("usable")
-
-    return {"metric": "usable", "overall": pick(summary["overall"]),
-            "task_types": {tt: pick(g) for tt, g in summary["task_types"].items()}}
+    return Headline(metric="usable", overall=groups[OVERALL].metrics.get("usable"),
+                    task_types={tt: g.metrics.get("usable") for tt, g in groups["task_types"].items()})
 
 
 def _avg(v: list[float]) -> Optional[float]:

@@ -36,15 +36,12 @@ from sfteval.judges.parse import parse_verdict
 from .. import reliability as rel
 from ..models import Item, Judgment, RunManifest
 from ..score import ScoreTarget, score_targets
-from ..store import RunStore, content_key, write_text_atomic
-from .commands import check_answer_types, suite_answer_types
+from ..store import PAIR_ITEMS, PAIR_REPORT, PAIR_SUMMARY, RunStore, content_key, write_text_atomic
+from .answers import check_answer_types, suite_answer_types
 from .engine import JudgeCall, JudgeClient, cache_key, run_calls
 from .single import answers_of
 from .spec import JudgeSpec, effective_k
 
-PAIR_SUMMARY = "pair_summary.json"
-PAIR_ITEMS = "pair_items.jsonl"
-PAIR_REPORT = "pair_report.md"
 
 
 @dataclass
@@ -63,7 +60,7 @@ def _side(store: RunStore) -> Side:
 
 
 def pair_dir(candidate: RunStore, baseline: RunStore) -> Path:
-    return candidate.path / "pairs" / baseline.run_id
+    return candidate.pair_dir(baseline.run_id)
 
 
 def judge_pair(baseline_store: RunStore, candidate_store: RunStore, spec: JudgeSpec, *,

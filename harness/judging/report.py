@@ -6,9 +6,12 @@ dimension's mean; the reliability numbers follow immediately so nobody reads a s
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from tabulate import tabulate
+
+if TYPE_CHECKING:
+    from ..summary import RunSummary
 
 
 def _pct(v: Optional[float]) -> str:
@@ -23,19 +26,20 @@ def _label(name: str) -> str:
     return f"  {name.split('/', 1)[1]}" if "/" in name else name
 
 
-def judge_table(summary: dict[str, Any]) -> str:
+def judge_table(summary: "RunSummary") -> str:
     """task_type | n | usable | usable score | each dimension | overall | spread | unparsed | errors."""
-    dims = list(summary["judge"]["dimensions"])
+    assert summary.judge is not None
+    dims = summary.judge.dimensions
     metrics = ["usable", "usable_score"] + [f"judge:{d}" for d in dims] + ["judge:overall", "judge:spread",
                                                                           "judge:unparsed", "judge:error"]
-    headers = ["task_type", "n", "usable", "usable score"] + [summary["judge"]["dimensions"][d] for d in dims] \
+    headers = ["task_type", "n", "usable", "usable score"] + list(dims.values()) \
         + ["overall", "spread", "unparsed", "errors"]
-    groups = list(summary["task_types"].items()) + [("[overall]", summary["overall"])]
+    groups = list(summary.task_types.items()) + [("[overall]", summary.overall)]
     rows = []
     for name, g in groups:
-        m = g["metrics"]
-        rows.append([_label(name), g["n"]] + [_pct(m.get(x)) if x in ("usable", "judge:unparsed", "judge:error")
-                                              else _num(m.get(x)) for x in metrics])
+        m = g.metrics
+        rows.append([_label(name), g.n] + [_pct(m.get(x)) if x in ("usable", "judge:unparsed", "judge:error")
+                                           else _num(m.get(x)) for x in metrics])
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 
 
@@ -73,24 +77,24 @@ def reliability_lines(r: dict[str, Any]) -> list[str]:
     return lines
 
 
-def run_judge_markdown(summary: dict[str, Any]) -> str:
+def run_judge_markdown(summary: "RunSummary") -> str:
     """The judge section of a run's report.md ('' when the run was not judged)."""
-    j = summary.get("judge")
-    if not j:
+    j = summary.judge
+    if j is None:
         return ""
     lines = [
         "",
         "## LLM judge",
         "",
-        f"- judge: `{j['model']}` with config `{j['config']}` (hash `{j['config_hash'][:12]}`), "
-        f"{j['samples']} sample(s) per answer, median per dimension; {j['items_scored']} of {j['items_judged']} "
+        f"- judge: `{j.model}` with config `{j.config}` (hash `{j.config_hash[:12]}`), "
+        f"{j.samples} sample(s) per answer, median per dimension; {j.items_scored} of {j.items_judged} "
         "judged items scored",
         "",
         judge_table(summary),
         "",
         "### Judge reliability",
         "",
-        *reliability_lines(j["reliability"]),
+        *reliability_lines(j.reliability.model_dump()),
         "",
     ]
     return "\n".join(lines)

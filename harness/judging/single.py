@@ -18,12 +18,9 @@ from sfteval.judges.prompt import JudgePrompt, build_single_prompt
 from ..models import Item, Judgment
 from ..score import Scorer, ScoreTarget
 from ..store import content_key
+from .answers import AnswerTypeOf
 from .engine import JudgeCall, JudgeClient, ParseResult, cache_key, run_calls
 from .spec import JudgeError, JudgeSpec
-
-#: item -> answer type override (the item's own, else the suite's per-task_type setting), or None
-AnswerTypeOf = Callable[[Item], Optional[str]]
-
 
 def answers_of(target: ScoreTarget) -> list[str]:
     """The candidate's own answers, one per answered turn, in turn order."""

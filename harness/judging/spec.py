@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from sfteval.judges.config import JudgeConfig, JudgeConfigError, load_judge_config
 
+from ..store import JUDGE_CONFIG as JUDGE_CONFIG_FILE
+from ..store import RunStore
+
 if TYPE_CHECKING:
     from ..models import RunManifest
-    from ..store import RunStore
 
-JUDGE_CONFIG_FILE = "judge_config.json"
 DEFAULT_API_KEY_ENV = "OPENAI_API_KEY"
 
 
@@ -140,7 +141,7 @@ class ActiveJudge:
                 and judgment.judge_sample < self.k)
 
 
-def save_active(store: "RunStore", manifest: "RunManifest", spec: JudgeSpec, cfg: JudgeConfig, k: int,
+def save_active(store: RunStore, manifest: "RunManifest", spec: JudgeSpec, cfg: JudgeConfig, k: int,
                 judge_id: str) -> None:
     """Record the judge (and its identity, see :func:`judge_identity`) in the manifest; snapshot its config."""
     store.write_json(JUDGE_CONFIG_FILE, cfg.model_dump(mode="json"))

@@ -1,4 +1,4 @@
-"""Probe records -> per-item metric columns and per-group aggregates (registered with harness.scoring).
+"""Probe records -> per-item metric columns and per-group aggregates (the probe stage's metrics).
 
 Per item (then averaged per task_type like every other metric):
   probe:ref_sum, probe:ref_mean (per token), probe:ref_tokens, probe:ref_greedy,
@@ -10,15 +10,18 @@ Per group, not a mean of items (PRACTICE 10: short answers weigh differently per
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import pandas as pd
 
 from ..models import ProbeResult
-from ..scoring import GROUP_METRICS, RunRecords, metric_source
+from ..stages.base import RunRecords, empty_metrics
+from ..summary import LostKnowledge, ProbeBlock
+
+if TYPE_CHECKING:
+    from ..summary import RunSummary
 
 
-@metric_source
 def probe_item_metrics(records: RunRecords) -> pd.DataFrame:
     rows: list[dict[str, Any]] = []
     for r in records.probes.values():
@@ -39,7 +42,7 @@ def probe_item_metrics(records: RunRecords) -> pd.DataFrame:
                         "probe:cont_lost": float(bool(d.get("lost"))), "probe:cont_gap": d.get("logprob_gap")})
         rows.append(row)
     if not rows:
-        return pd.DataFrame(index=pd.Index([], name="item_id"))
+        return empty_metrics()
     return pd.DataFrame(rows).groupby("item_id").mean(numeric_only=True)
 
 
@@ -58,37 +61,37 @@ def ref_sum_total(frame: pd.DataFrame) -> Optional[float]:
     return float(values.sum()) if len(values) else None
 
 
-GROUP_METRICS["probe:ref_token_mean"] = ref_token_mean
-GROUP_METRICS["probe:ref_sum_total"] = ref_sum_total
+def lost_knowledge(records: dict[str, ProbeResult]) -> list[ProbeResult]:
+    """Continuation records where the base knew the answer and the SFT model did not, worst gap first."""
+    lost = [r for r in records.values() if r.kind == "continuation" and r.status == "ok" and r.details.get("lost")]
+    return sorted(lost, key=lambda r: r.details.get("logprob_gap", 0.0))
 
 
-def probe_summary(probes: dict[str, ProbeResult]) -> dict[str, Any]:
+def probe_summary(probes: dict[str, ProbeResult]) -> ProbeBlock:
     """The summary.json ``probes`` section: counts per kind and the items where SFT lost base knowledge."""
-    from .stage import lost_knowledge
-
     counts: dict[str, dict[str, int]] = {}
     for r in probes.values():
         c = counts.setdefault(r.kind, {"ok": 0, "error": 0})
         c[r.status] += 1
-    lost = [{"item_id": r.item_id, "task_type": r.task_type, "base": r.details.get("base_continuation"),
-             "sft": r.details.get("sft_answer"), "logprob_gap": r.details.get("logprob_gap")}
+    lost = [LostKnowledge(item_id=r.item_id, task_type=r.task_type, base=r.details.get("base_continuation"),
+                          sft=r.details.get("sft_answer"), logprob_gap=r.details.get("logprob_gap"))
             for r in lost_knowledge(probes)]
-    return {"counts": counts, "lost_knowledge": lost}
+    return ProbeBlock(counts=counts, lost_knowledge=lost)
 
 
-def probe_markdown(summary: dict[str, Any], limit: int = 20) -> str:
+def probe_markdown(summary: "RunSummary", limit: int = 20) -> str:
     """report.md section: probe counts and the lost-knowledge list (empty when the run has no probes)."""
-    section = summary.get("probes")
-    if not section:
+    section = summary.probes
+    if section is None:
         return ""
-    counts = ", ".join(f"{k}: {v['ok']} ok, {v['error']} failed" for k, v in section["counts"].items())
+    counts = ", ".join(f"{k}: {v['ok']} ok, {v['error']} failed" for k, v in section.counts.items())
     lines = ["", "## Probes", "", f"- records: {counts}"]
-    lost = section.get("lost_knowledge") or []
-    if any(k == "continuation" for k in section["counts"]):
-        lines.append(f"- knowledge the base model had and the SFT model lost: {len(lost)} items")
-        for row in lost[:limit]:
-            lines.append(f"  - `{row['item_id']}` ({row['task_type']}): base `{_short(row['base'])}`, "
-                         f"SFT `{_short(row['sft'])}`, log P(answer) gap {row['logprob_gap']:.2f}")
+    if "continuation" in section.counts:
+        lines.append(f"- knowledge the base model had and the SFT model lost: {len(section.lost_knowledge)} items")
+        for row in section.lost_knowledge[:limit]:
+            gap = "–" if row.logprob_gap is None else f"{row.logprob_gap:.2f}"
+            lines.append(f"  - `{row.item_id}` ({row.task_type}): base `{_short(row.base)}`, "
+                         f"SFT `{_short(row.sft)}`, log P(answer) gap {gap}")
     return "\n".join(lines) + "\n"
 
 

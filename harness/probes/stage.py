@@ -8,32 +8,26 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from tqdm import tqdm
 
 from ..backends.base import BackendError
-from ..runner import RunError
-from ..models import Generation, Item, ProbeResult
+from ..models import Generation, Item, ProbeResult, RunManifest
+from ..store import PROBE_SETTINGS
+from ..stages.base import GroupMetric, RunContext, RunError, RunRecords, Stage
 from . import continuation as cont
-from .core import ProbeConfig, compute_probes, plan_probes
+from .core import compute_probes, plan_probes
+from .metrics import probe_item_metrics, probe_markdown, probe_summary, ref_sum_total, ref_token_mean
+from .options import ProbeOptions
 
 if TYPE_CHECKING:
-    from ..runner import RunContext
+    import pandas as pd
+
+    from ..summary import RunSummary
 
 
-@dataclass
-class ProbeOptions:
-    config: ProbeConfig = field(default_factory=ProbeConfig)
-    #: base model for the continuation probe (a path or demo:base); None = no continuation probe
-    base: Optional[str] = None
-    continuation: cont.ContinuationConfig = field(default_factory=cont.ContinuationConfig)
-    #: True for `sfteval probe`: a backend without prompt log-probs is an error, not a skipped stage
-    required: bool = False
-
-
-def unsupported_reason(ctx: "RunContext") -> Optional[str]:
+def unsupported_reason(ctx: RunContext) -> Optional[str]:
     if not getattr(ctx.backend, "supports_prompt_logprobs", False):
         return f"the {ctx.backend.name} backend cannot score prompt tokens"
     if ctx.renderer is None or ctx.backend.prompt_mode == "chat":
@@ -41,7 +35,7 @@ def unsupported_reason(ctx: "RunContext") -> Optional[str]:
     return None
 
 
-def run_probe_stage(ctx: "RunContext", options: ProbeOptions) -> None:
+def run_probe_stage(ctx: RunContext, options: ProbeOptions) -> None:
     """Reference + choice probes for the run's model, then (with a base model) the continuation probe."""
     reason = unsupported_reason(ctx)
     if reason:
@@ -77,10 +71,10 @@ def run_probe_stage(ctx: "RunContext", options: ProbeOptions) -> None:
         ctx.log(f"{errors} probe records failed; they are stored as errors and retried on --resume")
 
 
-SETTINGS = "probe_settings.json"
+SETTINGS = PROBE_SETTINGS
 
 
-def check_settings(ctx: "RunContext", options: ProbeOptions) -> None:
+def check_settings(ctx: RunContext, options: ProbeOptions) -> None:
     """Record the probe settings; refuse to resume a run with different ones (its records would mix)."""
     from dataclasses import asdict
 
@@ -101,7 +95,7 @@ def check_settings(ctx: "RunContext", options: ProbeOptions) -> None:
     ctx.store.write_json(SETTINGS, now)
 
 
-def _stored_answers(ctx: "RunContext") -> dict[str, str]:
+def _stored_answers(ctx: RunContext) -> dict[str, str]:
     """Greedy first-sample answers already generated in this run (reused as the SFT side)."""
     out: dict[str, str] = {}
     gens: dict[str, Generation] = ctx.store.read("generations", Generation)
@@ -111,7 +105,7 @@ def _stored_answers(ctx: "RunContext") -> dict[str, str]:
     return out
 
 
-def run_continuation(ctx: "RunContext", options: ProbeOptions, items: list[Item], done: set[str]) -> int:
+def run_continuation(ctx: RunContext, options: ProbeOptions, items: list[Item], done: set[str]) -> int:
     """SFT side with the run's backend, then the base side, for the selected knowledge ``items``. The base
     model is loaded next to the SFT model (same backend and options, minus adapters): on one GPU both must fit."""
     from ..backends import create_backend
@@ -154,7 +148,24 @@ def run_continuation(ctx: "RunContext", options: ProbeOptions, items: list[Item]
     return errors
 
 
-def lost_knowledge(records: dict[str, ProbeResult]) -> list[ProbeResult]:
-    """Continuation records where the base knew the answer and the SFT model did not, worst gap first."""
-    lost = [r for r in records.values() if r.kind == "continuation" and r.status == "ok" and r.details.get("lost")]
-    return sorted(lost, key=lambda r: r.details.get("logprob_gap", 0.0))
+class ProbeStage(Stage):
+    """log P(reference | prompt), choice and continuation probes (``probe:*`` metrics, the ``probes`` block)."""
+
+    name = "probes"
+    order = 400
+
+    def run(self, ctx: RunContext) -> None:
+        if ctx.options.probes is not None:
+            run_probe_stage(ctx, ctx.options.probes)
+
+    def item_metrics(self, records: RunRecords) -> "pd.DataFrame":
+        return probe_item_metrics(records)
+
+    def group_metrics(self) -> dict[str, GroupMetric]:
+        return {"probe:ref_token_mean": ref_token_mean, "probe:ref_sum_total": ref_sum_total}
+
+    def summary_block(self, records: RunRecords, manifest: RunManifest, groups: dict[str, Any]) -> dict[str, Any]:
+        return {"probes": probe_summary(records.probes)} if records.probes else {}
+
+    def report_section(self, summary: "RunSummary") -> str:
+        return probe_markdown(summary)

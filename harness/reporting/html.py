@@ -240,7 +240,9 @@ def run_html(manifest: Any, summary: dict[str, Any], frame: Optional[pd.DataFram
     groups += [(f"[{k}]", summary[k]) for k in ("robustness", "overall") if k in summary]
     body += ["<h2>Per task_type</h2>", table(["task_type", "n"] + metrics, (
         [name, g["n"]] + [format_value(m, g["metrics"].get(m)) for m in metrics] for name, g in groups))]
-    head = headline_metrics(summary, 1)
+    from ..summary import GroupSummary
+
+    head = headline_metrics(GroupSummary.model_validate(summary["overall"]), 1)
     if head:
         m = head[0]
         vals = [g["metrics"].get(m) for _, g in groups]

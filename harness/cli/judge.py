@@ -1,16 +1,18 @@
-"""Command-line pieces for the judge: the --judge* options (shared by `run` and `judge`) and `sfteval judge`.
-
-Kept apart from harness/cli.py so the judge's options live in one place; importing this module loads
-only click, so `sfteval --help` stays fast.
-"""
+"""`sfteval judge` and the --judge* option group it shares with `sfteval run` (declared once, here)."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import click
+
+from .common import friendly, parse_key_values
+
+if TYPE_CHECKING:
+    from ..judging.spec import JudgeSpec
+    from ..summary import RunSummary
 
 def judge_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Add the --judge* options (config, model, endpoint, backend, samples, API-key variable, backend options)."""
@@ -37,13 +39,13 @@ def judge_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-def spec_from_options(values: dict[str, Any], *, progress: bool = True, recorded_ok: bool = False) -> Any:
+def spec_from_options(values: dict[str, Any], *, progress: bool = True,
+                      recorded_ok: bool = False) -> Optional["JudgeSpec"]:
     """A validated JudgeSpec from the --judge* values; None when no judge config was given.
 
     ``recorded_ok``: settings without --judge are overrides of a run's recorded judge (`sfteval judge`).
     """
-    from ..cli import parse_key_values
-    from .spec import DEFAULT_API_KEY_ENV, JudgeSpec, effective_k
+    from ..judging.spec import DEFAULT_API_KEY_ENV, JudgeSpec, effective_k
 
     config, model = values.get("judge"), values.get("judge_model")
     given = [f"--{k.replace('_', '-')}" for k, v in values.items() if k.startswith("judge_") and v not in (None, ())]
@@ -64,7 +66,6 @@ def spec_from_options(values: dict[str, Any], *, progress: bool = True, recorded
 
 def overrides_from_options(values: dict[str, Any]) -> dict[str, Any]:
     """Single settings that replace a run's recorded judge (`sfteval judge RUN --judge-samples 5`)."""
-    from ..cli import parse_key_values
 
     out = {"model": values.get("judge_model"), "backend": values.get("judge_backend"),
            "base_url": values.get("judge_base_url"), "api_key_env": values.get("judge_api_key_env"),
@@ -102,15 +103,13 @@ def judge_cmd(runs: tuple[str, ...], pair: bool, out: Path, quiet: bool, **judge
     Judgments are cached by content (judge config hash, judge model, prompt, sample):
     re-running costs no judge call. Unparsed judge outputs are excluded and counted, never 0.
     """
-    from ..cli import friendly
-
     friendly(_judge)(runs, pair, out, quiet, judge_values)
 
 
 def _judge(runs: tuple[str, ...], pair: bool, out: Path, quiet: bool, values: dict[str, Any]) -> None:
-    from ..runner import open_run
-    from .commands import judge_run
-    from .spec import spec_from_manifest
+    from ..judging.spec import spec_from_manifest
+    from ..runfolder import RunFolder
+    from ..runner import rejudge
 
     if len(runs) != (2 if pair else 1):
         raise click.UsageError("--pair needs exactly two runs: RUN_A (baseline) RUN_B (candidate)" if pair
@@ -118,50 +117,50 @@ def _judge(runs: tuple[str, ...], pair: bool, out: Path, quiet: bool, values: di
     spec = spec_from_options(values, progress=not quiet, recorded_ok=True)  # fails before anything is read
     overrides = {**overrides_from_options(values), "progress": not quiet}
     if pair:
-        from .pair import judge_pair, pair_dir
+        from ..judging.pair import judge_pair
+        from ..store import PAIR_REPORT
 
-        a, b = open_run(runs[0], out), open_run(runs[1], out)
+        a, b = RunFolder.open(runs[0], out), RunFolder.open(runs[1], out)
         if spec is None:
-            recorded = b.read_manifest().judge
+            recorded = b.manifest().judge
             if not recorded:
                 raise click.UsageError(f"run {b.run_id} has no recorded judge: pass --judge CONFIG --judge-model NAME")
             spec = spec_from_manifest(b.path, recorded, **overrides)
         summary = judge_pair(a, b, spec)
         if not quiet:
-            click.echo((pair_dir(b, a) / "pair_report.md").read_text(encoding="utf-8"))
+            click.echo((b.pair_dir(a.run_id) / PAIR_REPORT).read_text(encoding="utf-8"))
         r = summary["reliability"]
         _exit_on_errors(r["errors"], r["samples"], f"--pair {runs[0]} {runs[1]}")
         return
-    store = open_run(runs[0], out)
-    counts = judge_run(store, spec, overrides=overrides)
+    folder = RunFolder.open(runs[0], out)
+    counts = rejudge(folder, spec, overrides=overrides)
     if not quiet:
+        from ..judging.report import run_judge_markdown
         from ..report import summary_table
-        from .report import run_judge_markdown
 
-        summary = store.read_json("summary.json")
+        summary = folder.summary()
         click.echo(summary_table(summary))
         click.echo("\n" + run_judge_markdown(summary))
         click.echo(f"judged: {counts['samples']} judge samples ({counts['records']} new), "
-                   f"{counts['unparsed']} unparsed, {counts['errors']} failed; run: {store.path}")
+                   f"{counts['unparsed']} unparsed, {counts['errors']} failed; run: {folder.path}")
     _exit_on_errors(counts["errors"], counts["samples"], runs[0])
 
 
-def judge_notes(summary: dict[str, Any]) -> str:
+def judge_notes(summary: "RunSummary") -> str:
     """Terminal lines after `sfteval run --judge`: who judged, the reliability warnings."""
-    j = summary.get("judge")
-    if not j:
+    j = summary.judge
+    if j is None:
         return ""
-    r = j["reliability"]
-    lines = [f"\njudge: {j['model']} ({j['config']}, k={j['samples']}): {j['items_scored']}/{j['items_judged']} items "
-             f"scored; unparsed {r['unparsed']}, failed {r['errors']} of {r['samples']} judge samples"]
-    lines += [f"judge warning: {w}" for w in r.get("warnings", [])]
+    r = j.reliability
+    lines = [f"\njudge: {j.model} ({j.config}, k={j.samples}): {j.items_scored}/{j.items_judged} items "
+             f"scored; unparsed {r.unparsed}, failed {r.errors} of {r.samples} judge samples"]
+    lines += [f"judge warning: {w}" for w in r.warnings]
     return "\n".join(lines) + "\n"
 
 
-def exit_on_judge_errors(summary: dict[str, Any], run_id: str) -> None:
-    j = summary.get("judge")
-    if j:
-        _exit_on_errors(j["reliability"]["errors"], j["reliability"]["samples"], run_id)
+def exit_on_judge_errors(summary: "RunSummary", run_id: str) -> None:
+    if summary.judge is not None:
+        _exit_on_errors(summary.judge.reliability.errors, summary.judge.reliability.samples, run_id)
 
 
 def _exit_on_errors(errors: int, total: int, again: str) -> None:

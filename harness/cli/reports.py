@@ -13,25 +13,9 @@ from typing import Any, Callable, Optional
 
 import click
 
+from .common import emit, friendly
+
 FORMATS = click.Choice(["md", "json", "html"])
-
-
-def _guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Usage errors (bad gate.yaml, missing run) -> one line on stderr and exit 2, like every sfteval command."""
-    import functools
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from ..cli import friendly
-        from ..gate import EXIT_USAGE, GateConfigError
-
-        try:
-            return friendly(fn)(*args, **kwargs)
-        except GateConfigError as e:
-            click.echo(f"sfteval: error: {e}", err=True)
-            sys.exit(EXIT_USAGE)
-
-    return wrapper
 
 
 def _min_effects(pairs: tuple[str, ...]) -> dict[str, dict[str, Any]]:
@@ -66,29 +50,14 @@ def _config(path: Optional[Path], alpha: Optional[float], min_effect: tuple[str,
     return config.model_copy(update=update) if update else config
 
 
-def _emit(text: str, out: Optional[Path]) -> None:
-    if out is None:
-        click.echo(text, nl=not text.endswith("\n"))
-        return
-    import os
-
-    from ..store import write_text_atomic
-
-    write_text_atomic(out, text)  # readers never see half a report
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(out, 0o666 & ~umask)  # an ordinary file (the temp file it came from was private)
-    click.echo(f"wrote {out}", err=True)
-
-
 def render_diff(diff: Any, verdict: Any, fmt: str, max_chars: int) -> str:
     if fmt == "json":
         return json.dumps(diff.as_dict(verdict.as_dict()), ensure_ascii=False, indent=1) + "\n"
     if fmt == "html":
-        from .html import diff_html
+        from ..reporting.html import diff_html
 
         return diff_html(diff, verdict)
-    from .markdown import diff_markdown
+    from ..reporting.markdown import diff_markdown
 
     return diff_markdown(diff, verdict, limit=max_chars)
 
@@ -96,9 +65,9 @@ def render_diff(diff: Any, verdict: Any, fmt: str, max_chars: int) -> str:
 def _run_diff(run_a: str, run_b: str, results: Path, config: Any, top: int) -> tuple[Any, Any]:
     from ..differ import diff_runs
     from ..gate import evaluate
-    from ..runner import open_run
+    from ..runfolder import RunFolder
 
-    a, b = open_run(run_a, results), open_run(run_b, results)
+    a, b = RunFolder.open(run_a, results), RunFolder.open(run_b, results)
     diff = diff_runs(a, b, config, top=top, log=lambda m: click.secho(m, err=True, fg="yellow", bold=True))
     return diff, evaluate(diff, config)
 
@@ -154,11 +123,11 @@ def diff_cmd(run_a: str, run_b: str, fmt: str, out: Optional[Path], max_chars: i
              resamples: Optional[int], results: Path) -> None:
     """Compare two runs per task_type x metric: deltas, intervals, p-values, flipped items."""
 
-    @_guarded
+    @friendly
     def go() -> None:
         config = _config(config_path, alpha, min_effect, seed, resamples)
         diff, verdict = _run_diff(run_a, run_b, results, config, top)
-        _emit(render_diff(diff, verdict, fmt, max_chars), out)
+        emit(render_diff(diff, verdict, fmt, max_chars), out)
 
     go()
 
@@ -186,13 +155,13 @@ def gate_cmd(baseline: str, candidate: str, report_path: Optional[Path], config_
              resamples: Optional[int], results: Path) -> None:
     """Pass or fail a candidate run against a baseline: regressions, required metrics, judge guards."""
 
-    @_guarded
+    @friendly
     def go() -> int:
         config = _config(config_path, alpha, min_effect, seed, resamples)
         diff, verdict = _run_diff(baseline, candidate, results, config, top)
         if report_path is not None:
             fmt = {".json": "json", ".html": "html", ".htm": "html"}.get(report_path.suffix.lower(), "md")
-            _emit(render_diff(diff, verdict, fmt, 65_536), report_path)
+            emit(render_diff(diff, verdict, fmt, 65_536), report_path)
         head = "PASS" if verdict.passed else "FAIL"
         click.echo(f"sfteval gate: {head}: candidate {diff.run_b.run_id} vs baseline {diff.run_a.run_id} "
                    f"({diff.paired} paired items, {diff.settings.get('cells_tested', 0)} cells)")
@@ -215,42 +184,25 @@ def gate_cmd(baseline: str, candidate: str, report_path: Optional[Path], config_
 def report_cmd(run: str, fmt: str, out: Optional[Path], results: Path) -> None:
     """One run's report: per task_type metrics, judge reliability (md, json, or html with plots)."""
 
-    @_guarded
+    @friendly
     def go() -> None:
-        from ..runner import open_run
+        from ..runfolder import RunFolder
 
-        store = open_run(run, results)
-        manifest = store.read_manifest()
-        summary, records = _summary(store, manifest)
+        folder = RunFolder.open(run, results)
+        manifest = folder.manifest()
+        summary = folder.summary()
         if fmt == "md":
             from ..report import run_report_markdown
 
             text = run_report_markdown(manifest, summary)
         elif fmt == "json":
-            text = json.dumps({"manifest": manifest.model_dump(mode="json"), "summary": summary},
+            text = json.dumps({"manifest": manifest.model_dump(mode="json"), "summary": summary.as_json()},
                               ensure_ascii=False, indent=1) + "\n"
         else:
+            from ..reporting.html import run_html
             from ..scoring import item_frame
-            from .html import run_html
 
-            if records is None:
-                from ..runner import load_records
-
-                records = load_records(store, manifest)
-            text = run_html(manifest, summary, item_frame(records))
-        _emit(text, out)
+            text = run_html(manifest, summary.as_json(), item_frame(folder.records(manifest)))
+        emit(text, out)
 
     go()
-
-
-def _summary(store: Any, manifest: Any) -> tuple[dict[str, Any], Any]:
-    """The stored summary.json, or one rebuilt from the records (a run that never finished)."""
-    from ..store import SUMMARY
-
-    path = store.path / SUMMARY
-    if path.exists():
-        return json.loads(path.read_text(encoding="utf-8")), None
-    from ..runner import build_summary, load_records
-
-    records = load_records(store, manifest)
-    return build_summary(manifest, records), records

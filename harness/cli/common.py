@@ -1,0 +1,96 @@
+"""What every command shares: user errors as one line and exit 2, KEY=VALUE options, writing an output file.
+
+A leaf: command modules import it, it imports no command. Heavy packages load inside functions only, so
+`sfteval --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import click
+
+#: exit status of a command line the user got wrong (bad option, missing run, invalid config)
+EXIT_USAGE = 2
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions a user can cause and fix: printed as one line, never as a traceback."""
+    from ..backends.base import BackendError
+    from ..gate import GateConfigError
+    from ..judging.spec import JudgeError
+    from ..modelref import ModelRefError
+    from ..plugins import PluginError
+    from ..render import RenderError
+    from ..stages.base import RunError
+    from ..store import StoreError
+    from ..suite import SuiteError
+
+    return (SuiteError, RunError, BackendError, ModelRefError, StoreError, RenderError, JudgeError, PluginError,
+            GateConfigError)
+
+
+def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn errors a user can cause into one clear line and exit status 2 (no traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except KeyboardInterrupt:
+            click.echo("\ninterrupted: finished work is stored; rerun with --resume RUN to continue", err=True)
+            sys.exit(130)
+        except Exception as e:
+            if isinstance(e, user_errors()):
+                click.echo(f"sfteval: error: {e}", err=True)
+                sys.exit(EXIT_USAGE)
+            raise
+
+    return wrapper
+
+
+def parse_key_values(pairs: tuple[str, ...], option: str) -> dict[str, Any]:
+    """``KEY=VALUE`` options (values are YAML: numbers, booleans, lists, mappings); dashes in keys become _."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint=option)
+        key, value = pair.split("=", 1)
+        out[key.strip().replace("-", "_")] = yaml.safe_load(value) if value else ""
+    return out
+
+
+def emit(text: str, out: Optional[Path]) -> None:
+    """Print, or write atomically to ``out`` (readers never see half a report) and say where."""
+    if out is None:
+        click.echo(text, nl=not text.endswith("\n"))
+        return
+    from ..store import write_text_atomic
+
+    write_text_atomic(out, text)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(out, 0o666 & ~umask)  # an ordinary file (the temp file it came from was private)
+    click.echo(f"wrote {out}", err=True)
+
+
+def add_options(options: list[Callable[[Any], Any]]) -> Callable[[Any], Any]:
+    """A decorator that adds a group of click options in the order listed."""
+
+    def decorate(fn: Any) -> Any:
+        for opt in reversed(options):
+            fn = opt(fn)
+        return fn
+
+    return decorate
+
+
+def results_option(help_text: str = "Results root that run names are looked up in.") -> Callable[[Any], Any]:
+    return click.option("--results", default="results", show_default=True,
+                        type=click.Path(file_okay=False, path_type=Path), help=help_text)

@@ -1,0 +1,125 @@
+"""A run folder as typed data: open it, load its records, build and read its summary, finalize it.
+
+Every command that reads or completes a run goes through :class:`RunFolder` (run, judge, probe, report,
+diff, gate, view); the stages below it only append records to the folder's streams (:class:`RunStore`).
+The summary is built by iterating the stage registry, so a plugin stage's metrics and summary block appear
+without this module knowing it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional, Union
+
+from pydantic import ValidationError
+
+from .judging.spec import load_active
+from .models import Item, RunManifest
+from .report import run_report_markdown
+from .scoring import group_metrics, item_frame, summarize
+from .stages.base import RunRecords, Stage
+from .stages.registry import stages as registered_stages
+from .store import REPORT, SUMMARY, RunStore, StoreError
+from .summary import RunSummary
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class RunFolder(RunStore):
+    """``results/<run>/``: the manifest, the items, the record streams, summary.json and report.md."""
+
+    @classmethod
+    def open(cls, spec: Union[str, Path], results: Path = Path("results")) -> "RunFolder":
+        """A finished or unfinished run by folder path, or by id under ``results``."""
+        path = Path(spec)
+        folder = cls(path if (path / "manifest.json").exists() else Path(results) / spec)
+        if not folder.exists():
+            raise StoreError(f"no run found at {spec} (nor {Path(results) / spec})")
+        return folder
+
+    def manifest(self) -> RunManifest:
+        try:
+            return self.read_manifest()
+        except ValidationError as e:
+            raise StoreError(f"{self.path / 'manifest.json'}: not a run manifest this sfteval can read: "
+                             f"{_first_error(e)}") from None
+
+    def items(self) -> list[Item]:
+        return [Item.model_validate(r) for r in self.read_items()]
+
+    def records(self, manifest: Optional[RunManifest] = None) -> RunRecords:
+        """Items, generations, judgments and probes, typed; plus the judge the summary aggregates."""
+        manifest = manifest or self.manifest()
+        try:
+            return RunRecords(items=self.items(), generations=self.read("generations"),
+                              judgments=self.read("judgments"), probes=self.read("probes"),
+                              judge=load_active(self.path, manifest.judge))
+        except ValidationError as e:
+            raise StoreError(f"{self.path}: a record this sfteval cannot read: {_first_error(e)}") from None
+
+    def stored_summary(self) -> Optional[RunSummary]:
+        """summary.json as written (None when the run never finished a summary)."""
+        path = self.path / SUMMARY
+        if not path.exists():
+            return None
+        try:
+            return RunSummary.model_validate_json(path.read_text(encoding="utf-8"))
+        except ValidationError as e:
+            raise StoreError(f"{path}: not a summary this sfteval can read: {_first_error(e)}") from None
+
+    def summary(self) -> RunSummary:
+        """The stored summary, or one built from the records (a run that stopped before it had one)."""
+        stored = self.stored_summary()
+        if stored is not None:
+            return stored
+        manifest = self.manifest()
+        return build_summary(manifest, self.records(manifest))
+
+    def finalize(self, manifest: RunManifest) -> RunSummary:
+        """Rebuild summary.json and report.md from the stored records (after a run, a re-judge, a merge)."""
+        records = self.records(manifest)
+        gens = records.generations.values()
+        judgments = records.judgments.values()
+        manifest.counts = {
+            "items": len(records.items),
+            "generations": len(records.generations),
+            "generation_errors": sum(g.status != "ok" for g in gens),
+            "judgments": len(records.judgments),
+            "unparsed": sum(j.status == "unparsed" for j in judgments),
+            "judge_errors": sum(j.status == "error" for j in judgments),
+            "probes": len(records.probes),
+            "probe_errors": sum(r.status != "ok" for r in records.probes.values()),
+        }
+        summary = build_summary(manifest, records)
+        self.write_json(SUMMARY, summary.as_json())
+        self.write_text(REPORT, run_report_markdown(manifest, summary))
+        # failed requests stay visible: the run is "incomplete" until a --resume retries them successfully
+        manifest.status = "complete" if manifest.counts["generation_errors"] == 0 else "incomplete"
+        manifest.finished_at = now()
+        self.write_manifest(manifest)
+        return summary
+
+
+def build_summary(manifest: RunManifest, records: RunRecords, stages: Optional[list[Stage]] = None) -> RunSummary:
+    """Per-group metrics from every stage's item metrics, then each stage's own summary block."""
+    stages = registered_stages() if stages is None else stages
+    groups = summarize(item_frame(records, stages), group_metrics(stages))
+    data = {
+        "run_id": manifest.run_id,
+        "model": manifest.model.name,
+        "suite": {"name": manifest.suite_name, "version": manifest.suite_version, "hash": manifest.suite_hash},
+        "counts": manifest.counts,
+        **groups,
+    }
+    for stage in stages:
+        data.update(stage.summary_block(records, manifest, groups))
+    return RunSummary(**data)
+
+
+def _first_error(e: ValidationError) -> str:
+    err = e.errors()[0]
+    where = ".".join(str(p) for p in err["loc"])
+    return f"{where}: {err['msg']}" if where else err["msg"]
