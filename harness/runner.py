@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from . import __version__
-from .backends import create_backend
+from .backends import backend_class, create_backend
 from .backends.base import Backend
 from .judging.answers import check_answer_types, stored_suite, suite_answer_types
 from .judging.single import JudgeScorer
@@ -204,7 +204,7 @@ def run_eval(opts: RunOptions, *, stages: Optional[list[Stage]] = None,
     suite = load_suite(opts.suite)  # validation happens before any model is loaded
     items = select_items(suite, opts.limit)
     chat_template = read_chat_template(opts)
-    model = resolve_model(opts.model, must_exist=opts.backend in ("hf", "vllm"))
+    model = resolve_model(opts.model, must_exist=backend_class(opts.backend).loads_local_weights)
     store, previous = open_store(opts, model, suite, log)
     store.lock()
     log(f"run: {store.path} (resume with --resume {store.run_id})")

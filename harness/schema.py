@@ -28,7 +28,7 @@ PUBLIC: dict[str, tuple[type[BaseModel], str]] = {
 def schema_of(name: str) -> dict[str, Any]:
     model, what = PUBLIC[name]
     schema = model.model_json_schema(mode="serialization")
-    schema["$id"] = f"https://sfteval.dev/schema/v{SCHEMA_VERSION}/{name}.schema.json"
+    schema["$id"] = f"sfteval/schema/v{SCHEMA_VERSION}/{name}.schema.json"
     schema["description"] = f"sfteval {what} (schema version {SCHEMA_VERSION})."
     return schema
 

@@ -72,3 +72,36 @@ def test_no_module_imports_the_bare_folder_names() -> None:
             offenders += [f"{path.relative_to(REPO)}:{node.lineno}: {n}" for n in names
                           if n.split(".")[0] in FOLDERS]
     assert not offenders, offenders
+
+
+def test_the_published_json_schemas_match_the_models() -> None:
+    """docs/schema/ is what users build on: it must be what sfteval writes (regenerate: sfteval schema --out)."""
+    from sfteval.harness.schema import PUBLIC, schema_text
+
+    folder = REPO / "docs" / "schema"
+    assert sorted(p.name for p in folder.glob("*.schema.json")) == sorted(f"{n}.schema.json" for n in PUBLIC)
+    for name in PUBLIC:
+        assert (folder / f"{name}.schema.json").read_text(encoding="utf-8") == schema_text(name), (
+            f"docs/schema/{name}.schema.json is stale: run `sfteval schema --out docs/schema`")
+
+
+def test_a_summary_from_a_newer_sfteval_is_refused_with_its_version(tmp_path: Path) -> None:
+    import json
+
+    import pytest as _pytest
+
+    from sfteval.harness.models import SCHEMA_VERSION
+    from sfteval.harness.runfolder import RunFolder
+    from sfteval.harness.store import StoreError
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "manifest.json").write_text("{}")
+    summary = {"schema_version": SCHEMA_VERSION + 1, "run_id": "run", "model": "m",
+               "suite": {"name": "s", "version": "1", "hash": "h"}, "overall": {"n": 0}}
+    (folder / "summary.json").write_text(json.dumps(summary))
+    with _pytest.raises(StoreError, match=rf"schema version {SCHEMA_VERSION + 1} was written by a newer sfteval"):
+        RunFolder(folder).stored_summary()
+    summary["schema_version"] = SCHEMA_VERSION
+    (folder / "summary.json").write_text(json.dumps(summary))
+    assert RunFolder(folder).stored_summary().overall.n == 0  # type: ignore[union-attr]

@@ -1,7 +1,7 @@
 """The one small interface every model backend implements.
 
-The runner only ever talks to this interface, so a new backend is a new module plus one
-registry line. Requests carry the harness-rendered prompt (text and token ids) so every
+The runner only ever talks to this interface, so a new backend is a class plus one entry point
+(``sfteval.backends``), in sfteval or in a plugin package. Requests carry the harness-rendered prompt (text and token ids) so every
 backend scores the identical token sequence; chat-only servers get the messages instead.
 """
 
@@ -84,6 +84,8 @@ class Backend(ABC):
     name: ClassVar[str]
     Options: ClassVar[type[BackendOptions]] = BackendOptions
     supports_prompt_logprobs: ClassVar[bool] = False
+    #: loads weights from a local checkpoint folder (hf, vllm): --model must exist; else it may be a served name
+    loads_local_weights: ClassVar[bool] = False
     #: "rendered": takes harness-rendered prompts; "chat": needs messages (no tokenizer known)
     prompt_mode: str = "rendered"
     #: the run shows progress (False with --quiet): a backend with a display of its own honours it

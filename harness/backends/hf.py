@@ -53,6 +53,7 @@ def _resolve_dtype(dtype: str, device: str) -> torch.dtype:
 class HFBackend(Backend):
     name = "hf"
     Options = HFOptions
+    loads_local_weights = True
     supports_prompt_logprobs = True
 
     def __init__(self, options: HFOptions):

@@ -129,6 +129,7 @@ def sampling_fields(s: SamplingParams) -> dict[str, Any]:
 class VLLMBackend(Backend):
     name = "vllm"
     Options = VLLMOptions
+    loads_local_weights = True
     supports_prompt_logprobs = True
 
     def __init__(self, options: VLLMOptions):
