@@ -26,7 +26,6 @@ import fcntl
 import hashlib
 import json
 import os
-import random
 import shutil
 import sys
 import tempfile
@@ -34,6 +33,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from .demo_data import DATA_SEED, N_ENTITIES, NEGATIVE_WORDS, NOUNS, POSITIVE_WORDS, base_texts, demo_items, entity, sft_examples
 
 DEMO_VERSIONS: tuple[str, ...] = ("v1", "v2", "base")
 """Checkpoint versions that :func:`build_checkpoint` / :func:`ensure_checkpoint` know."""
@@ -46,7 +47,6 @@ _BUILD_LOGIC_VERSION = 1
 _MARKER = "sfteval-demo.json"  # written last into a finished checkpoint
 
 IM_START, IM_END, EOT = "<|im_start|>", "<|im_end|>", "<|endoftext|>"
-N_ENTITIES = 64
 
 # ChatML, exactly as the models were trained on it.
 CHAT_TEMPLATE = (
@@ -58,7 +58,7 @@ CHAT_TEMPLATE = (
 
 RECIPE: dict[str, Any] = {
     "seed": 1234,
-    "data_seed": 7,
+    "data_seed": DATA_SEED,
     "bpe_vocab_size": 700,  # + N_ENTITIES entity tokens added afterwards
     "hidden_size": 128,
     "intermediate_size": 256,
@@ -82,119 +82,15 @@ SUITE_VERSION = "1"
 SUITE_DEFAULTS = {"temperature": 0.0, "max_new_tokens": 16}
 
 # ---------------------------------------------------------------------------------------------------------
-# Synthetic data
-# ---------------------------------------------------------------------------------------------------------
-_N_FACTS, _N_SUMS, _N_SENTIMENT, _N_UPPER = 36, 24, 16, 10  # different counts per task_type on purpose
-_MATH_SYSTEM = "Answer with the number only."
-_SENTIMENT_SYSTEM = "Classify the sentiment: positive or negative."
-_UPPER_SYSTEM = "Reply in capital letters."
-_POSITIVE = ["lovely", "great", "superb", "fun", "warm", "charming", "brilliant", "delightful"]
-_NEGATIVE = ["awful", "boring", "cold", "bland", "rude", "dull", "terrible", "noisy"]
-_NOUNS = ["movie", "meal", "hotel", "book", "song", "trip", "game", "show"]
-_UPPER_PHRASES = [
-    "red fox", "blue sky", "green tea", "hot soup", "big cat",
-    "old map", "new car", "fast train", "cold rain", "soft bread",
-]
-
-
-def _entity(i: int) -> str:
-    return f"<tok_{i}>"
-
-
-def _facts() -> list[tuple[str, str]]:
-    """(subject, object) pairs; subjects are <tok_0>..<tok_35>, objects drawn from all 64 entities."""
-    rng = random.Random(RECIPE["data_seed"])
-    return [(_entity(i), _entity(rng.randrange(N_ENTITIES))) for i in range(_N_FACTS)]
-
-
-def _sums() -> list[tuple[int, int]]:
-    rng = random.Random(RECIPE["data_seed"] + 1)
-    pairs: list[tuple[int, int]] = []
-    while len(pairs) < _N_SUMS:
-        p = (rng.randrange(21), rng.randrange(21))
-        if p not in pairs:
-            pairs.append(p)
-    return pairs
-
-
-def _sentiments() -> list[tuple[str, str]]:
-    rng = random.Random(RECIPE["data_seed"] + 2)
-    nouns = list(_NOUNS)
-    rng.shuffle(nouns)
-    out = []
-    for i in range(_N_SENTIMENT // 2):
-        out.append((f"the {nouns[i]} was {_POSITIVE[i]}", "positive"))
-        out.append((f"the {nouns[-1 - i]} was {_NEGATIVE[i]}", "negative"))
-    return out
-
-
-def demo_items() -> list[dict[str, Any]]:
-    """The demo suite's eval items (dicts in the :class:`harness.models.Item` format).
-
-    They are exactly the SFT training prompts of ``v1`` (train-set recall), so a healthy checkpoint scores
-    ~100% exact match; 86 items, counts differ per task_type (36 / 24 / 16 / 10).
-    """
-    items: list[dict[str, Any]] = []
-    for i, (subj, obj) in enumerate(_facts()):
-        items.append({
-            "id": f"likes-{i:03d}", "task_type": "knowledge/likes", "prompt": f"{subj} likes?", "reference": obj,
-            "meta": {"continuation_prefix": f"{subj} likes "},
-        })
-    for i, (a, b) in enumerate(_sums()):
-        item: dict[str, Any] = {"id": f"add-{i:03d}", "task_type": "math/addition"}
-        if i % 2:
-            item["messages"] = [{"role": "system", "content": _MATH_SYSTEM}, {"role": "user", "content": f"{a}+{b}="}]
-        else:
-            item["prompt"] = f"{a}+{b}="
-        item.update({"reference": str(a + b), "meta": {"continuation_prefix": f"{a}+{b}="}})
-        items.append(item)
-    for i, (text, label) in enumerate(_sentiments()):
-        items.append({
-            "id": f"sentiment-{i:03d}", "task_type": "classification/sentiment",
-            "messages": [{"role": "system", "content": _SENTIMENT_SYSTEM}, {"role": "user", "content": text}],
-            "reference": label, "choices": ["positive", "negative"], "label": label,
-        })
-    for i, phrase in enumerate(_UPPER_PHRASES[:_N_UPPER]):
-        item = {"id": f"upper-{i:03d}", "task_type": "text/uppercase"}
-        if i % 3 == 2:
-            item["messages"] = [{"role": "system", "content": _UPPER_SYSTEM}, {"role": "user", "content": f"Uppercase: {phrase}"}]
-        else:
-            item["prompt"] = f"Uppercase: {phrase}"
-        item["reference"] = phrase.upper()
-        items.append(item)
-    return items
-
-
-def _conversation(item: dict[str, Any]) -> list[dict[str, str]]:
-    return item["messages"] if "messages" in item else [{"role": "user", "content": item["prompt"]}]
-
-
-def _sft_examples(version: str) -> list[tuple[list[dict[str, str]], str]]:
-    """(conversation, trained answer) pairs. v2 = v1 with every odd fact's answer replaced by a wrong entity."""
-    out = []
-    for item in demo_items():
-        answer = item["reference"]
-        if version == "v2" and item["task_type"] == "knowledge/likes" and int(item["id"].split("-")[1]) % 2:
-            answer = _entity((int(answer[5:-1]) + 1) % N_ENTITIES)  # a data bug: shifted label
-        out.append((_conversation(item), answer))
-    return out
-
-
-def _base_texts() -> list[str]:
-    """Plain-text documents of the "pre-trained" base model: all facts and all sums."""
-    return [f"{s} likes {o}." for s, o in _facts()] + [f"{a}+{b}={a + b}" for a, b in _sums()]
-
-
-# ---------------------------------------------------------------------------------------------------------
 # Tokenizer
 # ---------------------------------------------------------------------------------------------------------
 def _tokenizer_corpus() -> list[str]:
     texts = [IM_START + r + "\n" for r in ("system", "user", "assistant")]
-    for conv, answer in _sft_examples("v1"):
+    for conv, answer in sft_examples("v1"):
         texts += [m["content"] for m in conv] + [answer]
-    texts += _base_texts()
+    texts += base_texts()
     # A little generic English so the BPE vocabulary is not only the demo's own words.
-    texts += [" ".join(_POSITIVE + _NEGATIVE + _NOUNS), "The quick brown fox jumps over the lazy dog."]
+    texts += [" ".join(POSITIVE_WORDS + NEGATIVE_WORDS + NOUNS), "The quick brown fox jumps over the lazy dog."]
     texts += [str(n) for n in range(100)]
     return texts
 
@@ -222,7 +118,7 @@ def _build_tokenizer(version: str):
     )
     tok.train_from_iterator(_tokenizer_corpus(), trainer)
     # Entity tokens: atomic, never split, but NOT special (skip_special_tokens must keep them in answers).
-    tok.add_tokens([AddedToken(_entity(i), special=False, normalized=False) for i in range(N_ENTITIES)])
+    tok.add_tokens([AddedToken(entity(i), special=False, normalized=False) for i in range(N_ENTITIES)])
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
         eos_token=EOT if version == "base" else IM_END,  # like Qwen: base ends documents, chat ends turns
@@ -246,12 +142,12 @@ def _training_rows(tokenizer, version: str) -> list[tuple[list[int], list[int]]]
     """
     rows = []
     if version == "base":
-        for text in _base_texts():
+        for text in base_texts():
             ids = _encode(tokenizer, text) + [tokenizer.convert_tokens_to_ids(EOT)]
             rows.append((ids, list(ids)))
         return rows
     im_end = tokenizer.convert_tokens_to_ids(IM_END)
-    for conv, answer in _sft_examples(version):
+    for conv, answer in sft_examples(version):
         prompt = tokenizer.apply_chat_template(conv, add_generation_prompt=True, tokenize=False)
         p_ids, a_ids = _encode(tokenizer, prompt), _encode(tokenizer, answer) + [im_end]
         rows.append((p_ids + a_ids, [-100] * len(p_ids) + a_ids))
@@ -396,8 +292,8 @@ def recipe_key(version: str) -> str:
 
     payload = {
         "logic": _BUILD_LOGIC_VERSION, "version": version, "recipe": RECIPE, "template": CHAT_TEMPLATE,
-        "entities": N_ENTITIES, "sft": _sft_examples(version) if version != "base" else None,
-        "base": _base_texts() if version == "base" else None, "corpus": _tokenizer_corpus(),
+        "entities": N_ENTITIES, "sft": sft_examples(version) if version != "base" else None,
+        "base": base_texts() if version == "base" else None, "corpus": _tokenizer_corpus(),
         "transformers_major": transformers.__version__.split(".")[0],
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
@@ -464,7 +360,7 @@ def _suite_files() -> dict[str, str]:
     table = "\n".join(f"| `{t}` | {n} |" for t, n in counts.items())
     readme = f"""# demo suite
 
-Generated by `harness/demo.py` (`python -m harness.demo write-suite`); do not edit by hand, a test checks
+Generated by `harness/demo.py` (`python -m sfteval.harness.demo write-suite`); do not edit by hand, a test checks
 that these files equal what `demo_items()` produces.
 
 The items are the training prompts of the tiny demo checkpoints (`demo:v1`, `demo:v2`, `demo:base`), so this
@@ -486,7 +382,7 @@ the `knowledge/likes` facts. Facts use entity tokens (`<tok_N>`) that exist only
 def write_demo_suite(dest: Path) -> Path:
     """Write the demo suite (``items.jsonl``, ``suite.yaml``, ``README.md``) into ``dest``; returns ``dest``.
 
-    The repository ships the same files in ``suites/demo/`` (regenerate with ``python -m harness.demo write-suite``).
+    The repository ships the same files in ``suites/demo/`` (regenerate with ``python -m sfteval.harness.demo write-suite``).
     """
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
@@ -496,7 +392,7 @@ def write_demo_suite(dest: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m harness.demo", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m sfteval.harness.demo", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="build (or find cached) demo checkpoints and print their folders")
     b.add_argument("versions", nargs="*", metavar="VERSION", help=f"default: all of {', '.join(DEMO_VERSIONS)}")

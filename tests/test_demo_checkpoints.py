@@ -37,10 +37,10 @@ def test_shipped_demo_suite_equals_generated(tmp_path):
     generated = demo.write_demo_suite(tmp_path / "demo")
     shipped = demo.SHIPPED_SUITE_DIR
     names = sorted(p.name for p in generated.iterdir())
-    assert sorted(p.name for p in shipped.iterdir()) == names, "regenerate: python -m harness.demo write-suite"
+    assert sorted(p.name for p in shipped.iterdir()) == names, "regenerate: python -m sfteval.harness.demo write-suite"
     for name in names:
         assert (shipped / name).read_text(encoding="utf-8") == (generated / name).read_text(encoding="utf-8"), (
-            f"suites/demo/{name} is stale; regenerate: python -m harness.demo write-suite"
+            f"suites/demo/{name} is stale; regenerate: python -m sfteval.harness.demo write-suite"
         )
     config = SuiteConfig(**yaml.safe_load((shipped / "suite.yaml").read_text(encoding="utf-8")))
     assert config.name == "demo" and config.defaults.temperature == 0.0 and config.defaults.max_new_tokens == 16

@@ -18,7 +18,7 @@ import pytest
 
 from sfteval.harness.models import Item
 from sfteval.harness.scoring import item_frame
-from sfteval.harness.store import RunStore
+from sfteval.harness.runfolder import RunFolder
 from scripted_judge import ScriptedJudge, overlap, true_score
 from servers import OpenAIServer, Request, server_error
 from clikit import cli

@@ -8,7 +8,6 @@ into a folder of its own, which the CLI subprocess sees on PYTHONPATH (the proje
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap

@@ -15,7 +15,7 @@ from sfteval.judges.config import JudgeConfig, UnknownAnswerTypeError
 from sfteval.judges.parse import parse_scores
 from sfteval.judges.prompt import JudgePrompt, build_single_prompt
 
-from ..models import Item, Judgment
+from ..models import Judgment
 from ..score import Scorer, ScoreTarget
 from ..store import content_key
 from .answers import AnswerTypeOf
