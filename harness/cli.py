@@ -168,8 +168,9 @@ def run(model: str, suite: str, backend: str, backend_option: tuple[str, ...], t
 
     The suite is validated before any model is loaded. The chat template is
     applied once by sfteval and the exact prompt is stored with each answer.
-    Rule scores (exact/normalized match, choice, checks) are computed for every
-    item that has a reference, choices or checks.
+    Rule scores: choice for items with choices, checks for items with checks,
+    exact/normalized match where a match can decide (a reference of at most 5
+    words on one line, or answer type fact); suite.yaml `rules` overrides this.
     """
     from .generate import ThinkMarkers
     from .report import summary_table
