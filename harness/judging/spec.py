@@ -89,6 +89,8 @@ def backend_options(spec: JudgeSpec) -> dict[str, Any]:
             options["base_url"] = spec.base_url
         options.setdefault("api_key_env", spec.api_key_env)
         options.setdefault("api", "chat")  # the server applies the judge's own chat template
+        # judge latency is never reported, and some OpenAI-compatible proxies reject stream=true
+        options.setdefault("stream", False)
     elif spec.base_url:
         raise JudgeError(f"--judge-base-url is only for --judge-backend openai, not {spec.backend}")
     return options
