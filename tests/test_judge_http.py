@@ -66,3 +66,43 @@ def test_judge_calls_are_not_streamed_generation_is(answers: OpenAIServer, suite
     assert j["reliability"]["errors"] == 0 and j["items_scored"] == N_ITEMS
     gens = [json.loads(line) for line in (tmp_path / "r" / "generations.jsonl").read_text().splitlines()]
     assert all(g["timing"]["ttft_s"] is not None for g in gens)
+
+
+def per_item_judge(run: Path) -> dict[str, float]:
+    from sfteval.harness.runner import load_records
+    from sfteval.harness.scoring import item_frame
+    from sfteval.harness.store import RunStore
+
+    frame = item_frame(load_records(RunStore(run)))
+    return frame["judge:overall"].to_dict()
+
+
+def test_moving_the_judge_server_reuses_judgments_with_cache_key_model(answers: OpenAIServer, suite: Path,
+                                                                       tmp_path: Path) -> None:
+    """By default the judge's endpoint is part of its cache key: the same model served on another port is judged
+    afresh. With `--judge-cache-key model` (model name + judge config) nothing reaches the new port, and the
+    choice is recorded, so a later re-judge of the run keeps it."""
+    run, copy = tmp_path / "r", tmp_path / "copy"
+    sfteval(*run_args(answers, suite, tmp_path, "r"))
+    with OpenAIServer(ScriptedJudge(), models=("scripted",)) as p1:
+        sfteval("judge", str(run), "--judge", "default-en", "--judge-model", "scripted", "--judge-base-url",
+                p1.base_url, "--judge-samples", "1", "-q")
+        assert len(judge_requests(p1)) == N_ITEMS
+    scores = per_item_judge(run)
+    assert len(scores) == N_ITEMS and all(v == v for v in scores.values())  # every answer judged
+    shutil.copytree(run, copy)
+
+    with OpenAIServer(ScriptedJudge(), models=("scripted",)) as p2:
+        sfteval("judge", str(run), "--judge-base-url", p2.base_url, "--judge-cache-key", "model", "-q")
+        assert judge_requests(p2) == []
+        manifest = json.loads((run / "manifest.json").read_text())
+        assert manifest["judge"]["cache_key"] == "model" and manifest["judge"]["base_url"] == p2.base_url
+        assert per_item_judge(run) == scores
+        assert summary(run)["judge"]["reliability"]["samples"] == N_ITEMS
+
+        sfteval("judge", str(copy), "--judge-base-url", p2.base_url, "-q")  # the default: endpoint
+        assert len(judge_requests(p2)) == N_ITEMS
+
+    with OpenAIServer(ScriptedJudge(), models=("scripted",)) as p3:
+        sfteval("judge", str(run), "--judge-base-url", p3.base_url, "-q")  # the recorded choice holds
+        assert judge_requests(p3) == []

@@ -45,6 +45,7 @@ def scorer_for_run(ctx: "RunContext", spec: JudgeSpec) -> JudgeScorer:
     An unreachable judge does not stop the run: its requests are stored as errors, so the answers and
     rule scores still get a summary and `sfteval judge RUN` retries only the failed judge requests.
     """
+    spec = spec.keep_recorded_cache_key(ctx.manifest.judge)
     cfg = spec.load_config()
     k = effective_k(cfg, spec.samples)
     answer_type_of = suite_answer_types(ctx.suite)
@@ -87,6 +88,7 @@ def judge_run(store: RunStore, spec: Optional[JudgeSpec], *, overrides: Optional
             if not recorded:
                 raise JudgeError(f"run {store.run_id} has no judge recorded: pass --judge CONFIG --judge-model NAME")
             spec = spec_from_manifest(store.path, recorded, **(overrides or {}))
+        spec = spec.keep_recorded_cache_key(recorded)
         cfg = spec.load_config()
         k = effective_k(cfg, spec.samples)
         items = [Item.model_validate(r) for r in store.read_items()]
