@@ -150,9 +150,11 @@ judgments.jsonl, summary.json (per task_type metrics) and report.md.
               help="Remove <think>...</think> before scoring (kept in the record).")
 @click.option("--think-markers", default="<think>,</think>", show_default=True, metavar="OPEN,CLOSE",
               help="Markers of a reasoning block.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bars or table.")
+@click.option("--quiet", "-q", is_flag=True,
+              help="Print only the final line (the run folder, on stdout), warnings and errors: no progress bars, "
+                   "library logs, notes or table.")
 @click.option("--probes/--no-probes", default=True, show_default=True,
-              help="Also score log P(reference | prompt) and choices per task_type (skipped with a note when "
+              help="Also score log P(reference | prompt) and choices per task_type (skipped with a warning when "
                    "the backend cannot score prompts). `sfteval probe` runs them alone.")
 @judge_options
 @friendly
@@ -172,6 +174,10 @@ def run(model: str, suite: str, backend: str, backend_option: tuple[str, ...], t
     exact/normalized match where a match can decide (a reference of at most 5
     words on one line, or answer type fact); suite.yaml `rules` overrides this.
     """
+    from .quiet import make_quiet, stderr_log
+
+    if quiet:
+        make_quiet()  # before any library that reads its logging switches is imported
     from .generate import ThinkMarkers
     from .report import summary_table
     from .probes.stage import ProbeOptions
@@ -199,13 +205,13 @@ def run(model: str, suite: str, backend: str, backend_option: tuple[str, ...], t
         command=["sfteval"] + sys.argv[1:], judge=spec_from_options(judge_values, progress=not quiet),
         probes=ProbeOptions() if probes else None,
     )
-    store = run_eval(opts)
+    store = run_eval(opts, log=stderr_log)
     summary = store.read_json("summary.json")
     manifest = store.read_manifest()
     if not quiet:
         click.echo(summary_table(summary))
-        click.echo(judge_notes(summary), nl=False)
-        click.echo(f"\nrun: {store.path}  (summary.json, report.md)")
+        click.echo(judge_notes(summary))
+    click.echo(f"run: {store.path}  (summary.json, report.md)")  # the final line, with -q the only one
     failed = manifest.counts.get("generation_errors", 0)
     if failed:
         click.echo(f"sfteval: {failed} requests failed (see generations.jsonl); "

@@ -28,12 +28,13 @@ import json
 import os
 import random
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from .quiet import note
 
 DEMO_VERSIONS: tuple[str, ...] = ("v1", "v2", "base")
 """Checkpoint versions that :func:`build_checkpoint` / :func:`ensure_checkpoint` know."""
@@ -329,7 +330,7 @@ def _train(model, rows, steps: int, pad_id: int, label: str) -> float:
         sched.step()
         opt.zero_grad(set_to_none=True)
         if step % every == 0 or step == steps:
-            print(f"building demo checkpoint {label}: step {step}/{steps} loss {loss_v:.4f}", file=sys.stderr, flush=True)
+            note(f"building demo checkpoint {label}: step {step}/{steps} loss {loss_v:.4f}")
     model.eval()
     return loss_v
 
@@ -383,7 +384,7 @@ def build_checkpoint(version: str, out_dir: Path, *, steps: int | None = None) -
     }
     (out_dir / _MARKER).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    print(f"built demo checkpoint {version} in {wall:.1f} s ({cpu:.1f} s CPU)", file=sys.stderr, flush=True)
+    note(f"built demo checkpoint {version} in {wall:.1f} s ({cpu:.1f} s CPU)")
     return out_dir
 
 
@@ -434,7 +435,7 @@ def ensure_checkpoint(version: str, cache_dir: Path | None = None) -> Path:
             shutil.rmtree(final)
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=cache))
         try:
-            print(f"building demo checkpoint {version} into {final} (once; cached)", file=sys.stderr, flush=True)
+            note(f"building demo checkpoint {version} into {final} (once; cached)")
             build_checkpoint(version, tmp)
             os.rename(tmp, final)
         finally:

@@ -56,9 +56,10 @@ def test_judge_calls_are_not_streamed_generation_is(answers: OpenAIServer, suite
     answer; the answers themselves are still streamed (time to first token needs it)."""
     with OpenAIServer(no_streaming(ScriptedJudge()), models=("scripted",)) as judge:
         mark = len(answers.generation_requests())
-        sfteval(*run_args(answers, suite, tmp_path, "r"), "--judge", "default-en", "--judge-model", "scripted",
-                "--judge-base-url", judge.base_url, "--judge-samples", "1")
+        proc = sfteval(*run_args(answers, suite, tmp_path, "r"), "--judge", "default-en", "--judge-model",
+                       "scripted", "--judge-base-url", judge.base_url, "--judge-samples", "1")
         sent = judge_requests(judge)
+    assert proc.stderr == "" and proc.stdout == f"run: {tmp_path / 'r'}  (summary.json, report.md)\n"  # -q
     assert len(sent) == N_ITEMS and not any(r.stream for r in sent)
     generated = answers.generation_requests()[mark:]
     assert len(generated) == N_ITEMS and all(r.stream for r in generated)

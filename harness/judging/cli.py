@@ -112,7 +112,8 @@ recorded in the run's judge entry and kept by later re-judges (--judge-cache-key
 @judge_options
 @click.option("--out", default="results", show_default=True, type=click.Path(file_okay=False, path_type=Path),
               help="Results root that run names are looked up in.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bars or table.")
+@click.option("--quiet", "-q", is_flag=True,
+              help="Warnings and errors only: no progress bars, library logs, notes or table.")
 def judge_cmd(runs: tuple[str, ...], pair: bool, out: Path, quiet: bool, **judge_values: Any) -> None:
     """(Re)judge stored answers with an LLM judge, without regenerating them.
 
@@ -125,6 +126,10 @@ def judge_cmd(runs: tuple[str, ...], pair: bool, out: Path, quiet: bool, **judge
 
 
 def _judge(runs: tuple[str, ...], pair: bool, out: Path, quiet: bool, values: dict[str, Any]) -> None:
+    from ..quiet import make_quiet, stderr_log
+
+    if quiet:
+        make_quiet()
     from ..runner import open_run
     from .commands import judge_run
     from .spec import spec_from_manifest
@@ -143,14 +148,14 @@ def _judge(runs: tuple[str, ...], pair: bool, out: Path, quiet: bool, values: di
             if not recorded:
                 raise click.UsageError(f"run {b.run_id} has no recorded judge: pass --judge CONFIG --judge-model NAME")
             spec = spec_from_manifest(b.path, recorded, **overrides)
-        summary = judge_pair(a, b, spec)
+        summary = judge_pair(a, b, spec, log=stderr_log)
         if not quiet:
             click.echo((pair_dir(b, a) / "pair_report.md").read_text(encoding="utf-8"))
         r = summary["reliability"]
         _exit_on_errors(r["errors"], r["samples"], f"--pair {runs[0]} {runs[1]}")
         return
     store = open_run(runs[0], out)
-    counts = judge_run(store, spec, overrides=overrides)
+    counts = judge_run(store, spec, overrides=overrides, log=stderr_log)
     if not quiet:
         from ..report import summary_table
         from .report import run_judge_markdown

@@ -88,7 +88,8 @@ def options_from(values: dict[str, Any], *, required: bool):  # -> ProbeOptions
               help="chat: the tokenizer's chat template; plain: raw user text (base models).")
 @click.option("--chat-template", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
               help="A Jinja chat template file used instead of the tokenizer's (as in `sfteval run`).")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bars or table.")
+@click.option("--quiet", "-q", is_flag=True,
+              help="Warnings and errors only: no progress bars, library logs, notes or table.")
 @probe_config_options
 def probe_cmd(model: str, suite: str, backend: str, backend_option: tuple[str, ...], tokenizer: Optional[str],
               device: Optional[str], dtype: Optional[str], out: Path, run_name: Optional[str], resume: Optional[str],
@@ -104,6 +105,10 @@ def probe_cmd(model: str, suite: str, backend: str, backend_option: tuple[str, .
 
     @friendly
     def go() -> None:
+        from ..quiet import make_quiet, stderr_log
+
+        if quiet:
+            make_quiet()
         from ..runner import RunOptions, run_eval
 
         options = parse_key_values(backend_option, "--backend-option")
@@ -115,7 +120,7 @@ def probe_cmd(model: str, suite: str, backend: str, backend_option: tuple[str, .
             run_name=run_name, resume=resume, limit=limit, prompt_format=prompt_format, chat_template=chat_template,
             progress=not quiet, command=["sfteval"] + sys.argv[1:], generate=False, probes=options_from(probe_values, required=True),
         )
-        store = run_eval(opts)
+        store = run_eval(opts, log=stderr_log)
         summary = store.read_json("summary.json")
         if not quiet:
             click.echo(probe_table(summary))
