@@ -39,8 +39,9 @@ def first_per_task_type(items: list[Item]) -> dict[str, Item]:
 
 def expected_rules(item: Item, configured: list[str]) -> set[str]:
     """Rules that must have judged the item: those its task_type lists that it has something for."""
-    has = {"choice": bool(item.choices), "checks": bool(item.checks and item.checks.active()),
-           "exact_match": isinstance(item.final_reference, str), "normalized_match": isinstance(item.final_reference, str)}
+    ref = isinstance(item.final_reference, str)
+    has = {"choice": bool(item.choices), "checks": bool(item.checks and item.checks.active()), "exact_match": ref,
+           "normalized_match": ref}
     return {f"rule:{r}" for r in configured if has[r]}
 
 

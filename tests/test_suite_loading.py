@@ -91,8 +91,8 @@ def test_reference_equal_to_a_choice_serves_as_the_label(tmp_path: Path) -> None
     the choices, exactly or up to whitespace; `suites stats` counts those items."""
     f = write_jsonl(tmp_path / "s.jsonl", [
         GOOD,
-        {"id": "r1", "task_type": "cls", "prompt": "Great food, rude staff.", "choices": ["positive", "negative", "mixed"],
-         "reference": "mixed"},
+        {"id": "r1", "task_type": "cls", "prompt": "Great food, rude staff.",
+         "choices": ["positive", "negative", "mixed"], "reference": "mixed"},
         {"id": "r2", "task_type": "cls", "prompt": "How was it?", "choices": ["very good", "very bad"],
          "reference": " very\n good "},
         {"id": "r3", "task_type": "cls", "prompt": "Nice!", "choices": ["positive", "negative"], "label": "positive",

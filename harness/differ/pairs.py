@@ -96,7 +96,7 @@ def _group(kind: str, name: str, sub: pd.DataFrame, excluded: int, seed: int, n_
     c_lo, c_hi = stats.paired_bootstrap_ci(np.zeros(n), corrected, n_resamples=n_resamples, confidence=confidence,
                                            seed=derived_seed(seed, name, "\x00pairwise-corrected"))
     mean = lambda c: float(sub[c].mean()) if n else None  # noqa: E731
-    return {"group": name, "kind": kind, "same_as": None, "n": n, "excluded": excluded, "win": mean("win"), "tie": mean("tie"),
-            "loss": mean("loss"), "score": mean("points"), "ci_low": lo, "ci_high": hi, "p_value": p,
+    return {"group": name, "kind": kind, "same_as": None, "n": n, "excluded": excluded, "win": mean("win"),
+            "tie": mean("tie"), "loss": mean("loss"), "score": mean("points"), "ci_low": lo, "ci_high": hi, "p_value": p,
             "corrected_score": mean("corrected"), "corrected_ci_low": c_lo, "corrected_ci_high": c_hi,
             "swap_flip_rate": mean("flipped")}

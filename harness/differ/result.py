@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 
 SCHEMA_VERSION = 1
-CELL_COLUMNS = ["group", "kind", "same_as", "metric", "n", "mean_a", "mean_b", "delta", "ci_low", "ci_high", "p_value", "p_holm",
-                "test", "strata", "binary", "direction", "min_effect", "relative", "threshold", "alpha", "gate",
+CELL_COLUMNS = ["group", "kind", "same_as", "metric", "n", "mean_a", "mean_b", "delta", "ci_low", "ci_high", "p_value",
+                "p_holm", "test", "strata", "binary", "direction", "min_effect", "relative", "threshold", "alpha", "gate",
                 "effect", "significant", "status"]
 
 

@@ -23,9 +23,6 @@ if TYPE_CHECKING:
 
 JUDGE_CONFIG_FILE = "judge_config.json"
 DEFAULT_API_KEY_ENV = "OPENAI_API_KEY"
-#: What identifies a judge in the cache: its endpoint and output-changing options too (the default), or only
-#: its model name (with the judge config, as always), for a user who knows another endpoint serves the same model
-CACHE_KEYS = ("endpoint", "model")
 
 
 class JudgeError(RuntimeError):
@@ -44,7 +41,10 @@ class JudgeSpec:
     samples: Optional[int] = None  #: overrides config.sampling.k (cache keys do not depend on k)
     options: dict[str, Any] = field(default_factory=dict)  #: extra judge-backend options
     progress: bool = True
-    cache_key: Optional[str] = None  #: one of CACHE_KEYS; None: the run's recorded choice, else "endpoint"
+    #: what identifies the judge in the cache: "endpoint" (model name, endpoint and answer-changing options) or
+    #: "model" (the model name alone, for a user who knows another endpoint serves the same model); None: the
+    #: run's recorded choice, else "endpoint"
+    cache_key: Optional[str] = None
 
     def load_config(self) -> JudgeConfig:
         try:
