@@ -34,7 +34,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .quiet import note
+from .quiet import stderr_log
 
 DEMO_VERSIONS: tuple[str, ...] = ("v1", "v2", "base")
 """Checkpoint versions that :func:`build_checkpoint` / :func:`ensure_checkpoint` know."""
@@ -330,7 +330,7 @@ def _train(model, rows, steps: int, pad_id: int, label: str) -> float:
         sched.step()
         opt.zero_grad(set_to_none=True)
         if step % every == 0 or step == steps:
-            note(f"building demo checkpoint {label}: step {step}/{steps} loss {loss_v:.4f}")
+            stderr_log(f"building demo checkpoint {label}: step {step}/{steps} loss {loss_v:.4f}")
     model.eval()
     return loss_v
 
@@ -384,7 +384,7 @@ def build_checkpoint(version: str, out_dir: Path, *, steps: int | None = None) -
     }
     (out_dir / _MARKER).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    note(f"built demo checkpoint {version} in {wall:.1f} s ({cpu:.1f} s CPU)")
+    stderr_log(f"built demo checkpoint {version} in {wall:.1f} s ({cpu:.1f} s CPU)")
     return out_dir
 
 
@@ -435,7 +435,7 @@ def ensure_checkpoint(version: str, cache_dir: Path | None = None) -> Path:
             shutil.rmtree(final)
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=cache))
         try:
-            note(f"building demo checkpoint {version} into {final} (once; cached)")
+            stderr_log(f"building demo checkpoint {version} into {final} (once; cached)")
             build_checkpoint(version, tmp)
             os.rename(tmp, final)
         finally:

@@ -50,12 +50,6 @@ def is_quiet() -> bool:
     return _quiet
 
 
-def note(message: str) -> None:
-    """A progress note on stderr, unless quiet."""
-    if not _quiet:
-        print(message, file=sys.stderr, flush=True)
-
-
 def stderr_log(message: str) -> None:
     """The default ``log`` of the commands: every message, or only warnings when quiet."""
     if not _quiet or message.lower().startswith("warning"):

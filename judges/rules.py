@@ -82,9 +82,8 @@ def default_rules(item: Item, answer_type: Optional[str] = None) -> list[str]:
     Elsewhere they would be zeros for answers no rule can judge (writing, role-play, advice).
     """
     names = []
-    ref = item.final_reference
-    if isinstance(ref, str) and not item.choices and (
-            (item.answer_type or answer_type) in MATCHED_ANSWER_TYPES or is_short_reference(ref)):
+    if _has_reference(item) and not _has_choices(item) and (
+            (item.answer_type or answer_type) in MATCHED_ANSWER_TYPES or is_short_reference(item.final_reference)):
         names += ["exact_match", "normalized_match"]
     if _has_choices(item):
         names.append("choice")
