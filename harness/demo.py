@@ -27,7 +27,6 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from .demo_data import DATA_SEED, N_ENTITIES, NEGATIVE_WORDS, NOUNS, POSITIVE_WORDS, base_texts, demo_items, entity, sft_examples
+from .quiet import stderr_log
 
 DEMO_VERSIONS: tuple[str, ...] = ("v1", "v2", "base")
 """Checkpoint versions that :func:`build_checkpoint` / :func:`ensure_checkpoint` know."""
@@ -225,7 +225,7 @@ def _train(model, rows, steps: int, pad_id: int, label: str) -> float:
         sched.step()
         opt.zero_grad(set_to_none=True)
         if step % every == 0 or step == steps:
-            print(f"building demo checkpoint {label}: step {step}/{steps} loss {loss_v:.4f}", file=sys.stderr, flush=True)
+            stderr_log(f"building demo checkpoint {label}: step {step}/{steps} loss {loss_v:.4f}")
     model.eval()
     return loss_v
 
@@ -279,7 +279,7 @@ def build_checkpoint(version: str, out_dir: Path, *, steps: int | None = None) -
     }
     (out_dir / _MARKER).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    print(f"built demo checkpoint {version} in {wall:.1f} s ({cpu:.1f} s CPU)", file=sys.stderr, flush=True)
+    stderr_log(f"built demo checkpoint {version} in {wall:.1f} s ({cpu:.1f} s CPU)")
     return out_dir
 
 
@@ -330,7 +330,7 @@ def ensure_checkpoint(version: str, cache_dir: Path | None = None) -> Path:
             shutil.rmtree(final)
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=cache))
         try:
-            print(f"building demo checkpoint {version} into {final} (once; cached)", file=sys.stderr, flush=True)
+            stderr_log(f"building demo checkpoint {version} into {final} (once; cached)")
             build_checkpoint(version, tmp)
             os.rename(tmp, final)
         finally:

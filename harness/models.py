@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 SCHEMA_VERSION = 1
 
@@ -103,7 +103,8 @@ class Item(_Strict):
     Consecutive user turns in ``messages`` mean "let the model answer in between"
     (MT-Bench style multi-turn); assistant turns that are present are fixed history.
     ``reference`` is the gold answer of the final turn, or a list with one entry per
-    answered turn (``None`` where a turn has no reference).
+    answered turn (``None`` where a turn has no reference). An item with ``choices`` and no
+    ``label`` takes its reference as the label when the reference is one of the choices.
     """
 
     id: str
@@ -117,6 +118,8 @@ class Item(_Strict):
     answer_type: Optional[str] = None
     tags: list[str] = Field(default_factory=list)
     meta: dict[str, Any] = Field(default_factory=dict)
+    #: the label was taken from the reference (not written to disk: the stored item has the label itself)
+    _label_from_reference: bool = PrivateAttr(False)
 
     @field_validator("id")
     @classmethod
@@ -160,7 +163,8 @@ class Item(_Strict):
             if dups:
                 raise FieldError("choices", f"has duplicate entries {dups!r}")
             if self.label is None:
-                raise FieldError("label", "is required when 'choices' is given")
+                self.label = self._choice_of_reference()
+                self._label_from_reference = True
             if isinstance(self.label, int) and not isinstance(self.label, bool):
                 if not 0 <= self.label < len(self.choices):
                     raise FieldError("label", f"index {self.label} is out of range for {len(self.choices)} choices")
@@ -170,6 +174,26 @@ class Item(_Strict):
         elif self.label is not None:
             raise FieldError("label", "given without 'choices'")
         return self
+
+    def _choice_of_reference(self) -> str:
+        """The choice the reference names (exactly, else up to whitespace): the label of an item that has none."""
+        ref = self.final_reference
+        choices = self.choices or []
+        if ref is None:
+            raise FieldError("label", "is required when 'choices' is given (or a 'reference' equal to one of them)")
+        if ref in choices:
+            return ref
+        matches = [c for c in choices if _squash(c) == _squash(ref)]
+        if len(matches) == 1:
+            return matches[0]
+        what = "more than one" if matches else "none"
+        raise FieldError("label", f"is required when 'choices' is given: 'reference' {ref!r} matches {what} of the "
+                                  f"choices {choices!r}")
+
+    @property
+    def label_from_reference(self) -> bool:
+        """True when the item gave no label and its reference named the choice."""
+        return self._label_from_reference
 
     # -- derived views -------------------------------------------------------------
     @property
@@ -201,6 +225,10 @@ class Item(_Strict):
     @property
     def is_robustness(self) -> bool:
         return "robustness" in self.tags
+
+
+def _squash(text: str) -> str:
+    return " ".join(text.split())
 
 
 def _check_turns(messages: list[Message]) -> None:

@@ -306,6 +306,7 @@ def rejudge(folder: RunFolder, spec: Optional[JudgeSpec], *, overrides: Optional
             if not recorded:
                 raise JudgeError(f"run {folder.run_id} has no judge recorded: pass --judge CONFIG --judge-model NAME")
             spec = spec_from_manifest(folder.path, recorded, **(overrides or {}))
+        spec = spec.keep_recorded_cache_key(recorded)
         cfg = spec.load_config()
         k = effective_k(cfg, spec.samples)
         items = folder.items()

@@ -45,10 +45,12 @@ class RuleScorer(Scorer):
         self.suite = suite
 
     def rules_for(self, item: Item) -> list[str]:
-        from sfteval.judges.rules import default_rules
+        """The task_type's listed rules, else the item's defaults; a rule only where the item has what it needs."""
+        from sfteval.judges.rules import applies, default_rules
 
-        configured = self.suite.settings_for(item.task_type).rules
-        return list(configured) if configured is not None else default_rules(item)
+        settings = self.suite.settings_for(item.task_type)
+        names = settings.rules if settings.rules is not None else default_rules(item, settings.answer_type)
+        return [name for name in names if applies(name, item)]
 
     def score(self, targets: list[ScoreTarget], done: set[str]) -> Iterator[Judgment]:
         from sfteval.judges.rules import rule_function

@@ -30,6 +30,14 @@ class RuleOutcome:
 
 
 RuleFn = Callable[[Item, str], RuleOutcome]
+Needs = Callable[[Item], bool]
+
+#: A reference a match rule can decide on: one line of at most this many words (``count_words``: a Latin
+#: word or a number is one, so is each Chinese character) -- a name, a number, a label, a short phrase.
+#: Longer references are answers in their own words, which only a judge can compare.
+SHORT_REFERENCE_WORDS = 5
+#: Answer types whose answers exact and normalised match decide whatever the reference's length.
+MATCHED_ANSWER_TYPES = frozenset({"fact", "classification"})
 
 
 def rule_names() -> list[str]:
@@ -46,14 +54,54 @@ def rule_function(name: str) -> RuleFn:
     return plugins.load("rules", name)
 
 
-def default_rules(item: Item) -> list[str]:
-    """Rules that apply to an item when its task_type settings name none."""
+def needs(predicate: Needs) -> Callable[[RuleFn], RuleFn]:
+    """Declare what a rule needs of an item (a reference, choices, checks): a listed rule skips items without it.
+
+    A rule without a declaration (a plugin's, say) applies to every item.
+    """
+    def deco(fn: RuleFn) -> RuleFn:
+        fn.needs = predicate  # type: ignore[attr-defined]
+        return fn
+
+    return deco
+
+
+def applies(name: str, item: Item) -> bool:
+    """Whether the item has what rule ``name`` needs (see :func:`needs`)."""
+    return getattr(rule_function(name), "needs", lambda item: True)(item)
+
+
+def _has_reference(item: Item) -> bool:
+    return isinstance(item.final_reference, str)
+
+
+def _has_choices(item: Item) -> bool:
+    return bool(item.choices)
+
+
+def _has_checks(item: Item) -> bool:
+    return bool(item.checks and item.checks.active())
+
+
+def is_short_reference(reference: str) -> bool:
+    text = reference.strip()
+    return "\n" not in text and count_words(text) <= SHORT_REFERENCE_WORDS
+
+
+def default_rules(item: Item, answer_type: Optional[str] = None) -> list[str]:
+    """Rules that apply to an item when its task_type settings name none.
+
+    Exact and normalised match only where a match can decide: a short single-line reference, or a fact /
+    classification answer (the item's own ``answer_type``, else ``answer_type``, the task_type's setting).
+    Elsewhere they would be zeros for answers no rule can judge (writing, role-play, advice).
+    """
     names = []
-    if isinstance(item.final_reference, str) and not item.choices:
+    if _has_reference(item) and not _has_choices(item) and (
+            (item.answer_type or answer_type) in MATCHED_ANSWER_TYPES or is_short_reference(item.final_reference)):
         names += ["exact_match", "normalized_match"]
-    if item.choices:
+    if _has_choices(item):
         names.append("choice")
-    if item.checks and item.checks.active():
+    if _has_checks(item):
         names.append("checks")
     return names
 
@@ -90,6 +138,7 @@ def _reference(item: Item) -> Optional[str]:
     return ref if isinstance(ref, str) else None
 
 
+@needs(_has_reference)
 def exact_match(item: Item, answer: str) -> RuleOutcome:
     ref = _reference(item)
     if ref is None:
@@ -97,6 +146,7 @@ def exact_match(item: Item, answer: str) -> RuleOutcome:
     return RuleOutcome(float(answer.strip() == ref.strip()))
 
 
+@needs(_has_reference)
 def normalized_match(item: Item, answer: str) -> RuleOutcome:
     ref = _reference(item)
     if ref is None:
@@ -104,6 +154,7 @@ def normalized_match(item: Item, answer: str) -> RuleOutcome:
     return RuleOutcome(float(normalize(answer) == normalize(ref)))
 
 
+@needs(_has_choices)
 def choice(item: Item, answer: str) -> RuleOutcome:
     """Which choice did the answer pick? The exact choice, else the only choice it mentions."""
     if not item.choices:
@@ -166,6 +217,7 @@ def evaluate_checks(checks: Checks, answer: str) -> dict[str, bool]:
     return results
 
 
+@needs(_has_checks)
 def checks_rule(item: Item, answer: str) -> RuleOutcome:
     if not item.checks or not item.checks.active():
         return RuleOutcome(None, "item has no checks")

@@ -118,6 +118,34 @@ def test_suite_config(suite):
             assert default is None or it.answer_type == default, (it.id, it.answer_type, level, default)
 
 
+NEEDS = {"choice": lambda it: bool(it.choices), "checks": lambda it: bool(it.checks and it.checks.active()),
+         "exact_match": lambda it: _short_single_line(it.final_reference),
+         "normalized_match": lambda it: _short_single_line(it.final_reference)}
+
+
+def _short_single_line(text) -> bool:
+    """At most 5 words on one line (a Latin word or number is a word, so is each Chinese character)."""
+    return isinstance(text, str) and "\n" not in text.strip() and len(
+        re.findall(r"[A-Za-z0-9]+(?:['’\-][A-Za-z0-9]+)*|[\u4e00-\u9fff]", text)) <= 5
+
+
+def test_every_task_type_lists_its_rules(suite):
+    """Each first-level task_type names its rules in suite.yaml (none is left to the defaults), and each rule it
+    names has items to score: choices for `choice`, checks for `checks`, short references for a match rule."""
+    name, cfg, items, _ = suite
+    by_level = collections.defaultdict(list)
+    for it in items:
+        by_level[it.task_type_levels[0]].append(it)
+    for level, members in sorted(by_level.items()):
+        settings = cfg.task_types.get(level)
+        assert settings is not None and settings.rules is not None, f"{name}: {level} does not list its rules"
+        for rule in settings.rules:
+            scored = [it for it in members if NEEDS[rule](it)]
+            assert scored, f"{name}: {level} lists {rule} but no item has what it needs"
+            if rule in ("exact_match", "normalized_match"):
+                assert len(scored) == len(members), f"{name}: {level}: {rule} on references no match can decide"
+
+
 def test_ids_unique_and_readable(suite):
     name, _, items, rows = suite
     prefix = name.split("-")[1] + "-"

@@ -201,6 +201,37 @@ def test_holm_is_applied_across_all_cells():
     assert (d.cells.loc[d.cells["status"] == "regression", "p_holm"] <= 0.05).all()
 
 
+def _holm(p: np.ndarray) -> np.ndarray:
+    """Holm's step-down adjustment, written out: the i-th smallest p times (m - i), running maximum, at most 1."""
+    order, m = np.argsort(p, kind="stable"), len(p)
+    out, running = np.empty(m), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        out[i] = running
+    return out
+
+
+def test_a_first_level_with_one_second_level_is_one_test():
+    """`m` holds only `m/x`: the same items, so the same test -- its cells copy `m/x`'s, are marked `same_as`, and
+    count once in the Holm correction; `k` has two second levels and is a test of its own."""
+    a, b = frames({"k/likes": 60, "k/hates": 60, "m/x": 60},
+                  {"usable": (binary(0.9, 0.6), ["m/x"]), "judge:overall": (judge_scores(0.25), ["k/likes"])}, seed=3)
+    d = diff_frames(a, b)
+    alias = d.cells[d.cells["same_as"].notna()]
+    assert sorted(zip(alias["group"], alias["same_as"])) == [("m", "m/x"), ("m", "m/x")]
+    for metric in ("usable", "judge:overall"):
+        m, mx = cell(d, "m", metric), cell(d, "m/x", metric)
+        assert m["kind"] == "level1" and mx["kind"] == "task_type"
+        for k in ("n", "mean_a", "mean_b", "delta", "ci_low", "ci_high", "p_value", "p_holm", "status"):
+            assert m[k] == mx[k], (metric, k)
+    assert cell(d, "m/x", "usable")["status"] == "regression"
+    assert cell(d, "k", "usable")["same_as"] is None
+    primary = d.cells[d.cells["same_as"].isna()]
+    assert d.settings["cells_tested"] == len(primary) == len(d.cells) - 2
+    assert np.allclose(primary["p_holm"].to_numpy(), _holm(primary["p_value"].to_numpy()))
+    assert [r["group"] for r in d.regressions()].count("m") == 0
+
+
 def test_strata_and_groups():
     a, b = frames({"k/likes": 50, "k/hates": 30, "m": 40}, {"usable": (binary(0.7, 0.7), [])}, robust_every=5)
     strata, _ = build_strata(b)

@@ -383,6 +383,29 @@ def test_judge_identity_changes_with_what_changes_the_answers(monkeypatch: pytes
         judge_identity(different[4])
 
 
+def test_cache_key_model_is_the_model_name_whatever_the_endpoint() -> None:
+    model = [JudgeSpec(config="default-en", model="qwen-72b", base_url=url, options=opts, cache_key="model")
+             for url, opts in (("http://gpu1:8000/v1", {}), ("http://gpu2:9000/v1", {"concurrency": 4}), (None, {}))]
+    assert {judge_identity(s) for s in model} == {"qwen-72b#model"}
+    endpoint = JudgeSpec(config="default-en", model="qwen-72b", base_url="http://gpu1:8000/v1", cache_key="endpoint")
+    assert judge_identity(endpoint) == judge_identity(JudgeSpec(config="default-en", model="qwen-72b",
+                                                                base_url="http://gpu1:8000/v1"))
+    assert model[0].manifest_entry(load_judge_config("default-en"), 1)["cache_key"] == "model"
+
+
+def test_cache_key_model_reuses_another_endpoints_judgments_in_pairs(tmp_path: Path, judge_backend: Callable) -> None:
+    backend = judge_backend()
+    a, b = make_run(tmp_path, "a", V1), make_run(tmp_path, "b", {**V1, "w1": ["a fox"], "m1": ["6"]})
+    first = JudgeSpec(config="default-en", model="qwen-72b", base_url="http://gpu1:8000/v1", samples=1, progress=False)
+    judge_pair(a, b, first, log=lambda m: None)
+    sent = len(backend.requests)
+    moved = JudgeSpec(**{**first.__dict__, "base_url": "http://gpu2:8000/v1", "cache_key": "model"})
+    summary = judge_pair(a, b, moved, log=lambda m: None)
+    assert len(backend.requests) == sent and summary["judge"]["cache_key"] == "model"
+    judge_pair(a, b, JudgeSpec(**{**first.__dict__, "base_url": "http://gpu2:8000/v1"}), log=lambda m: None)
+    assert len(backend.requests) == 2 * sent  # keyed by endpoint: judged afresh
+
+
 def test_another_endpoint_with_the_same_model_name_is_judged_afresh(tmp_path: Path, judge_backend: Callable) -> None:
     backend = judge_backend()
     store = make_run(tmp_path, "v1", V1)

@@ -371,12 +371,13 @@ def test_a_backend_without_prompt_logprobs_is_skipped_in_run_and_an_error_in_pro
     ctx = SimpleNamespace(backend=NoScores(), renderer=Renderer(_tokenizer()), log=notes.append, items=ITEMS,
                           store=RunStore(tmp_path), options=SimpleNamespace(progress=False))
     run_probe_stage(ctx, ProbeOptions())  # type: ignore[arg-type]
-    assert notes == ["probes skipped: the fake backend cannot score prompt tokens (pass --no-probes to silence this)"]
+    assert notes == ["warning: probes skipped: the fake backend cannot score prompt tokens "
+                     "(pass --no-probes to silence this)"]
     with pytest.raises(BackendError, match="cannot probe"):
         run_probe_stage(ctx, ProbeOptions(required=True))  # type: ignore[arg-type]
     ctx.backend = ChatOnlyServer()
     run_probe_stage(ctx, ProbeOptions())  # type: ignore[arg-type]
-    assert notes[-1] == "probes skipped: the server has no /v1/completions"
+    assert notes[-1] == "warning: probes skipped: the server has no /v1/completions"
     assert not (tmp_path / "probes.jsonl").exists()
     with pytest.raises(BackendError, match="no /v1/completions"):
         run_probe_stage(ctx, ProbeOptions(required=True))  # type: ignore[arg-type]

@@ -214,6 +214,41 @@ def test_items_flipped_by_probe_mass_alone(tmp_path: Path) -> None:
     assert "Items that got worse" in md and "log P(ref) -1.00 → -13.00 (-12.00 nats)" in md
 
 
+def test_a_first_level_with_one_second_level_is_shown_once(runs: Path) -> None:
+    """`knowledge` holds only `knowledge/likes` and `math` only `math/addition`: the same items, the same test.
+    Markdown, HTML and the gate's reasons show each pair once, as the second level; JSON keeps both, marked."""
+    diff = diff_runs(RunStore(runs / "v1"), RunStore(runs / "v2"), log=lambda m: None)
+    verdict = evaluate(diff, GateConfig())
+    regressions = [r for r in verdict.reasons if r.startswith("regression: ")]
+    assert any(r.startswith("regression: knowledge/likes ") for r in regressions)
+    assert not any(r.startswith(("regression: knowledge ", "regression: math ")) for r in regressions)
+    assert len(regressions) == len({r.split(": ")[1] for r in regressions})  # one line per (group, metric)
+
+    md = diff_markdown(diff, verdict)
+    rows = [row for t in check_markdown(md) if t[0][0] == "task_type" for row in t[1:]]
+    names = {row[0] for row in rows}
+    assert {"knowledge/likes", "math/addition", "chat"} <= names and not names & {"knowledge", "math"}
+    for table in check_markdown(md):
+        if table[0][:2] == ["task_type", "metric"]:
+            assert len({(row[0], row[1]) for row in table[1:]}) == len(table) - 1, table
+
+    page = diff_html(diff, verdict)
+    assert "<td>knowledge/likes</td>" in page and "<td>knowledge</td>" not in page and "<td>math</td>" not in page
+    assert ">knowledge<" not in page and ">math<" not in page  # heatmap and bar labels
+
+    data = diff.as_dict(verdict.as_dict())
+    by_group = {}
+    for c in data["cells"]:
+        by_group.setdefault(c["group"], []).append(c)
+    assert {c["same_as"] for c in by_group["knowledge"]} == {"knowledge/likes"}
+    assert len(by_group["knowledge"]) == len(by_group["knowledge/likes"])
+    assert all(c["same_as"] is None for g in ("knowledge/likes", "chat", "overall") for c in by_group[g])
+    assert data["settings"]["cells_tested"] == sum(c["same_as"] is None for c in data["cells"])
+    pairwise = {g["group"]: g for g in data["pairwise"]["groups"]}
+    assert pairwise["knowledge"]["same_as"] == "knowledge/likes" and pairwise["knowledge/likes"]["same_as"] is None
+    assert pairwise["knowledge"]["score"] == pairwise["knowledge/likes"]["score"]
+
+
 def test_pairwise_reports_the_position_bias_corrected_score_beside_the_tie_based_one(tmp_path: Path) -> None:
     """A judge that always prefers the first position turns every pair into a flip (a tie); the balanced vote
     still sees the candidate lose most items, and the report leads with that corrected score."""

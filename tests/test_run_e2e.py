@@ -138,7 +138,7 @@ def test_resume_refuses_changed_run_options(demo_checkpoints: dict[str, Path], t
 
 @pytest.mark.slow
 def test_run_killed_while_loading_resumes_from_scratch(demo_checkpoints: dict[str, Path], tmp_path: Path) -> None:
-    args = quick_run(demo_checkpoints["v1"], tmp_path)
+    args = [a for a in quick_run(demo_checkpoints["v1"], tmp_path) if a != "--quiet"]  # quiet drops the notes
     log = tmp_path / "stderr.txt"
     with open(log, "w") as err:
         proc = subprocess.Popen([sys.executable, "-m", "sfteval.harness.cli", *args], cwd=REPO,

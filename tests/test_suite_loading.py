@@ -64,6 +64,10 @@ U, A, SYS = ({"role": r, "content": "x"} for r in ("user", "assistant", "system"
         ({"id": "b", "task_type": "x", "prompt": "p", "choices": ["a", "b"], "label": "c"}, "label", "'c' is not among the choices ['a', 'b']"),
         ({"id": "b", "task_type": "x", "prompt": "p", "choices": ["a", "b"], "label": 5}, "label", "out of range"),
         ({"id": "b", "task_type": "x", "prompt": "p", "choices": ["a", "b"]}, "label", "is required when 'choices' is given"),
+        ({"id": "b", "task_type": "x", "prompt": "p", "choices": ["a", "b"], "reference": "c"}, "label",
+         "is required when 'choices' is given: 'reference' 'c' matches none of the choices ['a', 'b']"),
+        ({"id": "b", "task_type": "x", "prompt": "p", "choices": ["a b", "a  b"], "reference": "a\tb"}, "label",
+         "'reference' 'a\\tb' matches more than one of the choices"),
         ({"id": "b", "task_type": "x", "prompt": "p", "label": "a"}, "label", "given without 'choices'"),
         ({"id": "b", "task_type": "x", "prompt": "p", "choices": ["a"], "label": "a"}, "choices", "at least two"),
         ({"id": "b", "task_type": "x", "prompt": "p", "choices": ["a", "b", "a"], "label": "a"}, "choices", "duplicate entries ['a']"),
@@ -80,6 +84,29 @@ def test_field_errors_name_file_line_and_field(tmp_path: Path, record: dict, fie
     assert (err.file, err.line, err.field) == (str(f), 2, field)
     assert str(err).startswith(f"{f}:2: field '{field}': ")
     assert fragment in err.message
+
+
+def test_reference_equal_to_a_choice_serves_as_the_label(tmp_path: Path) -> None:
+    """Data sets often give choices and a reference but no label: the reference is the label when it is one of
+    the choices, exactly or up to whitespace; `suites stats` counts those items."""
+    f = write_jsonl(tmp_path / "s.jsonl", [
+        GOOD,
+        {"id": "r1", "task_type": "cls", "prompt": "Great food, rude staff.",
+         "choices": ["positive", "negative", "mixed"], "reference": "mixed"},
+        {"id": "r2", "task_type": "cls", "prompt": "How was it?", "choices": ["very good", "very bad"],
+         "reference": " very\n good "},
+        {"id": "r3", "task_type": "cls", "prompt": "Nice!", "choices": ["positive", "negative"], "label": "positive",
+         "reference": "positive"},
+    ])
+    suite = load_suite(f)
+    labels = {it.id: it.label for it in suite.items}
+    assert (labels["r1"], labels["r2"], labels["r3"]) == ("mixed", "very good", "positive")
+
+    from sfteval.harness.suitetools.stats import stats_text, suite_stats
+
+    stats = suite_stats(suite)
+    assert stats["with_choices"] == 3 and stats["label_from_reference"] == 2  # r3 had its own label
+    assert "choices 3 (label taken from the reference: 2)" in stats_text(stats)
 
 
 def test_bad_json_line(tmp_path: Path) -> None:

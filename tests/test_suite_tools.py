@@ -74,7 +74,7 @@ PLANTED = [
      "reference": "大约 27.3 天,这叫恒星月。", "answer_type": "fact"},
     {"id": "p-en", "task_type": "knowledge/geography", "prompt": "Name the largest ocean.",
      "reference": "The Pacific Ocean，by far.", "answer_type": "fact"},
-    {"id": "p-mixed", "task_type": "代码/函数实现", "prompt": "列出三种常用的编程语言。",
+    {"id": "p-latin", "task_type": "代码/函数实现", "prompt": "列出三种常用的编程语言。",  # clean: after Latin words
      "reference": "常用的有 Python, Java 和 Go，它们各有所长。", "answer_type": "fact"},
     {"id": "p-end", "task_type": "逻辑推理/数学计算", "prompt": "3 乘以 14 等于多少？",
      "reference": "3 × 14 = 42，所以答案是 42.", "answer_type": "reasoning"},
@@ -119,7 +119,6 @@ def test_planted_problems_are_found(tmp_path: Path) -> None:
         ("z2b", "near-duplicate-answer"): "warning",
         ("p-zh", "punctuation-half-width-in-zh"): "warning",
         ("p-en", "punctuation-full-width-in-en"): "warning",
-        ("p-mixed", "punctuation-mixed-width"): "warning",
         ("p-end", "punctuation-half-width-in-zh"): "warning",
         ("todo", "placeholder-reference"): "error",
         ("copy", "reference-copies-prompt"): "warning",
@@ -170,6 +169,70 @@ def test_punctuation_rules() -> None:
     assert [i.code for i in check_text("你好,世界。")] == ["half-width-in-zh"]
     assert [i.code for i in check_text("这是结果.")] == ["half-width-in-zh"]
     assert [i.code for i in check_text("Hello， world.")] == ["full-width-in-en"]
+
+
+# AlignBench-style Chinese answers: list markers, code, URLs, times, decimals, English terms before ':', quoted
+# English and Latin, option letters, Japanese. Each keeps ASCII punctuation by nature: nothing to flag.
+CLEAN_ZH = [
+    "要提高睡眠质量，可以从以下几个方面入手：\n1.保持规律作息，每天固定时间上床。\n2.睡前一小时不看手机。\n"
+    "3.白天适量运动，但睡前两小时内不要剧烈运动。",
+    "解题步骤如下：\n1. 先把 6 升的水壶装满。\n2) 再倒进 4 升的水壶，剩下 2 升。\n  a. 倒掉 4 升壶里的水。",
+    "正确的穿衣顺序是：4.起床 2.穿袜子 1.穿鞋 3.出门。",
+    "问题是：54.某中学体检时，发现近视的学生占 35%。",
+    "注意以下几点： \u00a0 \u00a01.管制 \u00a0 \u00a02.罚款",
+    "（1）先算括号里的；(2)再算乘除；（3）最后算加减。",
+    "圆的面积公式是 S = πr²，当 r = 2 时，面积约为 3.14 × 4 = 12.56 平方厘米。",
+    "会议将于上午10:30开始，12:00前结束，下午 2:15 继续。",
+    "可以到 https://www.python.org/downloads/ 下载安装包，常见问题见 www.example.com/faq?id=3,4。",
+    "在 Python 中可以用 `sorted(nums, reverse=True)` 对列表降序排序，用 `nums.sort()` 原地排序。",
+    "下面是一个示例：\n```python\ndef add(a, b):\n    # 返回两数之和: a + b\n    return a + b\n\nprint(add(1, 2))\n```\n"
+    "运行后输出 3。",
+    "常见的排序算法有以下几种：\nQuick Sort:平均时间复杂度为 O(n log n)。\nBubble Sort: 实现简单，但效率较低。",
+    "Python:一种解释型语言；JavaScript:主要用于网页开发。",
+    "设集合A,B和C,其中A的基数为a；方程组Ax = b,其中A是一个n×n矩阵。",
+    "向量的叉积为 (y1z2-z1y2,z1x2-x1z2,x1y2-y1x2),则三角形面积是它的模的一半。",
+    "笛卡尔的名言“我思故我在”（Cogito, ergo sum）出自《方法论》。",
+    "问路时可以说“Excuse me, where is the station?”，意思是“请问车站在哪里？”",
+    "参考文献：Mangan, J., Lalwani, C. Global Logistics. Wiley, 2016.",
+    "（A）（B）（C）（D）",
+    "In Japanese: ありがとう。 In French: merci.",
+]
+FLAGGED_ZH = [
+    "你好,世界。",  # a half-width comma between Chinese characters
+    "根据费马小定理,如果 p 是质数，那么 a^p ≡ a (mod p)。",
+    "今天的日期是:2023 年 6 月 1 日。",  # a half-width colon after a Chinese character
+    "除以 9 的商是 66,余数是 6。",  # a number is part of the Chinese sentence
+    "它是如何工作的? 请简要说明。",
+    "所以答案是 42.",
+    "这是结果.",
+    "步骤如下：\n1. 首先,将水壶装满。",  # a list item with a real defect
+    "用 `print()` 输出结果,然后换行。",
+    "详见 https://example.com,该页面有说明。",
+    "圆周率约为 3.14,通常取两位小数。",
+    "会议在 10:30 开始,请准时参加。",
+    "我们需要：苹果,香蕉和梨。",
+]
+
+
+def test_punctuation_rules_on_realistic_chinese_text() -> None:
+    for text in CLEAN_ZH:
+        assert check_text(text) == [], text
+    for text in FLAGGED_ZH:
+        assert [i.code for i in check_text(text)] == ["half-width-in-zh"], text
+    issue = check_text("根据费马小定理,如果 p 是质数,那么结论成立。")[0]
+    assert "(2x)" in issue.message and "小定理,如果" in issue.excerpt
+
+
+def test_lint_of_an_imported_alignbench_file_flags_only_real_defects(tmp_path: Path) -> None:
+    """AlignBench records (`suites import --format alignbench`) whose references are the realistic lines above."""
+    records = [{"question_id": i, "category": "专业能力", "subcategory": "综合", "question": "请回答下面的问题。",
+                "reference": text} for i, text in enumerate(CLEAN_ZH + FLAGGED_ZH, start=1)]
+    src = tmp_path / "data_release.jsonl"
+    src.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    assert sfteval("suites", "import", "--format", "alignbench", str(src), str(tmp_path / "ab")).returncode == 0
+    proc = sfteval("suites", "lint", str(tmp_path / "ab"), "--format", "json")
+    flagged = {f["item_id"] for f in json.loads(proc.stdout)["findings"] if f["code"].startswith("punctuation-")}
+    assert flagged == {f"alignbench-{i}" for i in range(len(CLEAN_ZH) + 1, len(records) + 1)}
 
 
 def test_near_duplicates_exact_and_linked() -> None:

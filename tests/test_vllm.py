@@ -224,3 +224,18 @@ def test_gpu_check_script_runs_end_to_end_on_the_cpu_build(tmp_path: Path) -> No
     numbers = json.loads(out.read_text())
     assert numbers["identical"] == numbers["n"] == 24 and numbers["ratio"] > 0
     assert "RESULT ratio harness/plain" in proc.stdout
+
+
+def test_quiet_vllm_run_prints_only_its_final_line(demo_checkpoints: dict[str, Path], runs_dir: Path) -> None:
+    """-q silences vLLM too: its start-up log, its weight-loading bar, torch's C++ and Python warnings."""
+    from vllm_env import vllm_env
+
+    env = vllm_env(VLLM_ENABLE_V1_MULTIPROCESSING="0")
+    env.pop("TQDM_DISABLE")  # the tests' default; -q must not need it
+    proc = subprocess.run([str(vllm_python()), "-m", "sfteval.harness.cli", "run", "--backend", "vllm", "--model",
+                           str(demo_checkpoints["v1"]), "--suite", str(DEMO_SUITE), "--limit", "1", "--out",
+                           str(runs_dir), "--run-name", "vllm-quiet", "--dtype", "float32", "--max-model-len", "256",
+                           "-o", "enforce_eager=true", "-q"], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stderr == "" and proc.stdout == f"run: {runs_dir / 'vllm-quiet'}  (summary.json, report.md)\n"

@@ -39,6 +39,7 @@ from typing import Any, Iterator, Literal, Optional
 from pydantic import Field
 
 from ..models import SamplingParams, Timing
+from ..quiet import is_quiet
 from .base import Backend, BackendError, BackendOptions, GenRequest, GenResult, LogprobRequest, LogprobResult, batched
 
 LORA_LOGPROBS_CRASH = (
@@ -182,6 +183,8 @@ class VLLMBackend(Backend):
             kw["enable_lora"] = True
             if o.max_lora_rank:
                 kw["max_lora_rank"] = o.max_lora_rank
+        if is_quiet():  # vLLM's weight-loading bar ignores TQDM_DISABLE
+            kw["use_tqdm_on_load"] = False
         kw.update(o.engine_args)
         return kw
 

@@ -22,7 +22,9 @@ def judge_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--judge-model", metavar="NAME",
                      help="Judge model: a served model name (openai backend) or a checkpoint folder (hf)."),
         click.option("--judge-base-url", metavar="URL",
-                     help="OpenAI-compatible endpoint of the judge (vllm serve, SGLang, TGI, llama.cpp, OpenAI)."),
+                     help="OpenAI-compatible endpoint of the judge (vllm serve, SGLang, TGI, llama.cpp, OpenAI). "
+                          "Part of the judge's cache key: the same model on another host or port is judged "
+                          "afresh (see --judge-cache-key)."),
         click.option("--judge-backend", metavar="NAME",
                      help="How the judge runs: openai (default; any OpenAI-compatible server) or hf (a local "
                           "checkpoint via transformers); any registered backend name works."),
@@ -33,6 +35,12 @@ def judge_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                           "The key itself is never stored."),
         click.option("--judge-option", "judge_option", multiple=True, metavar="KEY=VALUE",
                      help="Judge-backend option, repeatable (e.g. concurrency=32, device=cuda:1)."),
+        click.option("--judge-cache-key", type=click.Choice(["endpoint", "model"]),
+                     help="What identifies the judge in the cache. endpoint (default): model name, endpoint URL "
+                          "and answer-changing options, so moving the judge server re-sends every request. model: "
+                          "the model name and judge config only, so judgments of the same model name from any "
+                          "endpoint are reused (for when you know it is the same model). Recorded with the run; "
+                          "later re-judges keep it."),
     ]
     for opt in reversed(options):
         fn = opt(fn)
@@ -59,7 +67,8 @@ def spec_from_options(values: dict[str, Any], *, progress: bool = True,
                      base_url=values.get("judge_base_url"),
                      api_key_env=values.get("judge_api_key_env") or DEFAULT_API_KEY_ENV,
                      samples=values.get("judge_samples"), progress=progress,
-                     options=parse_key_values(tuple(values.get("judge_option") or ()), "--judge-option"))
+                     options=parse_key_values(tuple(values.get("judge_option") or ()), "--judge-option"),
+                     cache_key=values.get("judge_cache_key"))
     effective_k(spec.load_config(), spec.samples)  # a bad config fails now, before any model loads
     return spec
 
@@ -69,7 +78,7 @@ def overrides_from_options(values: dict[str, Any]) -> dict[str, Any]:
 
     out = {"model": values.get("judge_model"), "backend": values.get("judge_backend"),
            "base_url": values.get("judge_base_url"), "api_key_env": values.get("judge_api_key_env"),
-           "samples": values.get("judge_samples")}
+           "samples": values.get("judge_samples"), "cache_key": values.get("judge_cache_key")}
     if values.get("judge_option"):
         out["options"] = parse_key_values(tuple(values["judge_option"]), "--judge-option")
     return {k: v for k, v in out.items() if v is not None}
@@ -82,11 +91,19 @@ Examples:
   sfteval judge results/v2                         # again with the recorded judge: cached, no calls
   sfteval judge results/v2 --judge-samples 5       # 2 more samples per answer, the first 3 are cached
   sfteval judge --pair v1 v2 --judge default-en --judge-model gpt-4o   # v2 (candidate) vs v1 (baseline)
+  sfteval judge results/v2 --judge-base-url http://gpu2:9000/v1 --judge-cache-key model
+                                                   # the same judge model, moved: cached, no calls
 
 \b
 Single grading rewrites RUN/summary.json and RUN/report.md. Pairwise writes
 RESULTS/<RUN_B>/pairs/<RUN_A>/ (judgments.jsonl, pair_items.jsonl, pair_summary.json, pair_report.md).
 The API key is read from $OPENAI_API_KEY (or --judge-api-key-env NAME) and never stored.
+
+\b
+The cache key of a judgment holds the judge config, the prompt, the sample and the judge: by default its
+model name, endpoint URL and answer-changing options, so the same model served on another host or port
+re-sends every request. --judge-cache-key model keys by model name (and config) only; the choice is
+recorded in the run's judge entry and kept by later re-judges (--judge-cache-key endpoint to go back).
 """
 
 
@@ -96,7 +113,8 @@ The API key is read from $OPENAI_API_KEY (or --judge-api-key-env NAME) and never
 @judge_options
 @click.option("--out", default="results", show_default=True, type=click.Path(file_okay=False, path_type=Path),
               help="Results root that run names are looked up in.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bars or table.")
+@click.option("--quiet", "-q", is_flag=True,
+              help="Warnings and errors only: no progress bars, library logs, notes or table.")
 def judge_cmd(runs: tuple[str, ...], pair: bool, out: Path, quiet: bool, **judge_values: Any) -> None:
     """(Re)judge stored answers with an LLM judge, without regenerating them.
 
@@ -108,8 +126,12 @@ def judge_cmd(runs: tuple[str, ...], pair: bool, out: Path, quiet: bool, **judge
 
 def _judge(runs: tuple[str, ...], pair: bool, out: Path, quiet: bool, values: dict[str, Any]) -> None:
     from ..judging.spec import spec_from_manifest
+    from ..quiet import make_quiet, stderr_log
     from ..runfolder import RunFolder
     from ..runner import rejudge
+
+    if quiet:
+        make_quiet()
 
     if len(runs) != (2 if pair else 1):
         raise click.UsageError("--pair needs exactly two runs: RUN_A (baseline) RUN_B (candidate)" if pair
@@ -126,14 +148,14 @@ def _judge(runs: tuple[str, ...], pair: bool, out: Path, quiet: bool, values: di
             if not recorded:
                 raise click.UsageError(f"run {b.run_id} has no recorded judge: pass --judge CONFIG --judge-model NAME")
             spec = spec_from_manifest(b.path, recorded, **overrides)
-        summary = judge_pair(a, b, spec)
+        summary = judge_pair(a, b, spec, log=stderr_log)
         if not quiet:
             click.echo((b.pair_dir(a.run_id) / PAIR_REPORT).read_text(encoding="utf-8"))
         r = summary["reliability"]
         _exit_on_errors(r["errors"], r["samples"], f"--pair {runs[0]} {runs[1]}")
         return
     folder = RunFolder.open(runs[0], out)
-    counts = rejudge(folder, spec, overrides=overrides)
+    counts = rejudge(folder, spec, overrides=overrides, log=stderr_log)
     if not quiet:
         from ..judging.report import run_judge_markdown
         from ..report import summary_table

@@ -71,7 +71,9 @@ model_options = add_options([
                  help="chat: apply the tokenizer's chat template; plain: raw user text (base models)."),
     click.option("--chat-template", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
                  help="A Jinja chat template file used instead of the tokenizer's (recorded in the manifest)."),
-    click.option("--quiet", "-q", is_flag=True, help="No progress bars or table."),
+    click.option("--quiet", "-q", is_flag=True,
+                 help="Print only the final line (the run folder, on stdout), warnings and errors: no progress bars, "
+                      "library logs, notes or table."),
 ])
 
 #: the model-option values that are not backend options (run options, taken by name)

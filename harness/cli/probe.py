@@ -83,17 +83,21 @@ def probe_cmd(**values: Any) -> None:
     knowledge item, the SFT model answers it, and the items where the base knew the answer (meta.short_answer,
     else the reference) and SFT does not are listed (with both models' log P(answer)).
     """
+    from ..quiet import make_quiet, stderr_log
+
+    if values["quiet"]:
+        make_quiet()  # before any library that reads its logging switches is imported
     from ..runner import RunOptions, run_eval
 
     probe_keys = ("eot", "eot_text", "choice_eot", "whitespace", "base", "knowledge_task_types", "continuation_tokens")
     opts = RunOptions(**run_fields(values), generate=False,
                       probes=options_from({k: values[k] for k in probe_keys}, required=True))
-    folder = run_eval(opts)
+    folder = run_eval(opts, log=stderr_log)
     summary = folder.summary()
     if not values["quiet"]:
         click.echo(probe_table(summary))
-        click.echo(lost_lines(summary), nl=False)
-        click.echo(f"\nrun: {folder.path}  (probes.jsonl, summary.json, report.md)")
+        click.echo(lost_lines(summary))
+    click.echo(f"run: {folder.path}  (probes.jsonl, summary.json, report.md)")  # the final line, with -q the only one
     failed = summary.counts.get("probe_errors")
     if failed:
         click.echo(f"sfteval: {failed} probe records failed (see probes.jsonl); "

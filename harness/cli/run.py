@@ -44,7 +44,7 @@ judgments.jsonl, summary.json (per task_type metrics) and report.md.
 @click.option("--think-markers", default="<think>,</think>", show_default=True, metavar="OPEN,CLOSE",
               help="Markers of a reasoning block.")
 @click.option("--probes/--no-probes", default=True, show_default=True,
-              help="Also score log P(reference | prompt) and choices per task_type (skipped with a note when "
+              help="Also score log P(reference | prompt) and choices per task_type (skipped with a warning when "
                    "the backend cannot score prompts). `sfteval probe` runs them alone.")
 @judge_options
 @friendly
@@ -54,9 +54,14 @@ def run_cmd(seed: int, max_new_tokens: int | None, temperature: float | None, st
 
     The suite is validated before any model is loaded. The chat template is
     applied once by sfteval and the exact prompt is stored with each answer.
-    Rule scores (exact/normalized match, choice, checks) are computed for every
-    item that has a reference, choices or checks.
+    Rule scores: choice for items with choices, checks for items with checks,
+    exact/normalized match where a match can decide (a reference of at most 5
+    words on one line, or answer type fact); suite.yaml `rules` overrides this.
     """
+    from ..quiet import make_quiet, stderr_log
+
+    if values["quiet"]:
+        make_quiet()  # before any library that reads its logging switches is imported
     from ..probes.options import ProbeOptions
     from ..report import summary_table
     from ..runner import RunOptions, run_eval
@@ -75,13 +80,13 @@ def run_cmd(seed: int, max_new_tokens: int | None, temperature: float | None, st
         overrides={"max_new_tokens": max_new_tokens, "temperature": temperature},
         judge=spec_from_options(judge_values, progress=not quiet), probes=ProbeOptions() if probes else None,
     )
-    folder = run_eval(opts)
+    folder = run_eval(opts, log=stderr_log)
     summary = folder.summary()
     manifest = folder.manifest()
     if not quiet:
         click.echo(summary_table(summary))
-        click.echo(judge_notes(summary), nl=False)
-        click.echo(f"\nrun: {folder.path}  (summary.json, report.md)")
+        click.echo(judge_notes(summary))
+    click.echo(f"run: {folder.path}  (summary.json, report.md)")  # the final line, with -q the only one
     failed = manifest.counts.get("generation_errors", 0)
     if failed:
         click.echo(f"sfteval: {failed} requests failed (see generations.jsonl); "

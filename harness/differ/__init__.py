@@ -60,8 +60,9 @@ def diff_frames(frame_a: pd.DataFrame, frame_b: pd.DataFrame, config: Optional[G
     if one_sided:
         warnings.append(f"metrics present in one run only (not compared): {', '.join(one_sided)}")
     settings = {"alpha": config.alpha, "confidence": config.confidence, "resamples": config.resamples,
-                "seed": config.seed, "correction": "holm", "cells_tested": int(cells["p_value"].notna().sum())
-                if len(cells) else 0, "top": top}
+                "seed": config.seed, "correction": "holm",
+                "cells_tested": int((cells["p_value"].notna() & cells["same_as"].isna()).sum()) if len(cells) else 0,
+                "top": top}
     return DiffResult(
         run_a=run_a or RunInfo("A"), run_b=run_b or RunInfo("B"), settings=settings, cells=cells,
         paired=len(common), only_a=only_a, only_b=only_b, warnings=warnings, worse=worse, better=better,
@@ -122,11 +123,13 @@ def diff_runs(store_a: RunStore, store_b: RunStore, config: Optional[GateConfig]
     if found is not None:
         b = rb.frame.iloc[np.flatnonzero(ra.frame.index.get_indexer(rb.frame.index) >= 0)]
         groups_of: dict[str, list[tuple[str, str]]] = {}
-        for g in build_groups(b, config):
+        groups = build_groups(b, config)
+        for g in groups:
             for item_id in b.index[g.rows]:
                 groups_of.setdefault(str(item_id), []).append((g.kind, g.name))
         result.pairwise = read_pairwise(found[0], found[1], groups_of, seed=config.seed,
-                                        n_resamples=config.resamples, confidence=config.confidence)
+                                        n_resamples=config.resamples, confidence=config.confidence,
+                                        same_as={g.name: g.same_as for g in groups if g.same_as})
     for side, info in (("baseline", ra.info), ("candidate", rb.info)):
         for w in info.judge_warnings:
             result.warnings.append(f"judge ({side}): {w}")

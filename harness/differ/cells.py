@@ -1,6 +1,8 @@
 """The statistics of a diff: one cell per (group, metric) over paired items, Holm across all cells.
 
-Groups are overall, each first-level task_type, each two-level task_type and the robustness items.
+Groups are overall, each first-level task_type, each two-level task_type and the robustness items. A first
+level whose items all sit in one second-level task_type (``math`` holding only ``math/addition``) is the same
+items, so the same test: its cells copy the second level's, carry ``same_as``, and count once in Holm.
 
 * p-value (per cell, on the group's pooled paired items): exact McNemar when the metric is 0/1 in both
   runs (usable, rule:*, gen:error, ...), else the Wilcoxon signed-rank test (harness.stats; scipy-equal).
@@ -47,6 +49,7 @@ class Group:
     name: str
     rows: np.ndarray  # positions in the paired frames
     strata: list[int]  # indices of the strata it is made of
+    same_as: Optional[str] = None  # the second-level group with exactly these items (a first level's only one)
 
 
 @dataclass
@@ -97,7 +100,12 @@ def build_groups(frame: pd.DataFrame, config: GateConfig) -> list[Group]:
         groups.append(group("task_type", name, [str(tt[r]) == name for r in first]))
     if rb.any():
         groups.append(group("robustness", "robustness", [bool(rb[r]) for r in first]))
-    return [g for g in groups if not config.group_ignored(g.name)]
+    groups = [g for g in groups if not config.group_ignored(g.name)]
+    second = {tuple(g.strata): g.name for g in groups if g.kind == "task_type"}
+    for g in groups:
+        if g.kind == "level1":
+            g.same_as = second.get(tuple(g.strata))
+    return groups
 
 
 def is_binary(*arrays: np.ndarray) -> bool:
@@ -140,14 +148,25 @@ def compute_cells(a: pd.DataFrame, b: pd.DataFrame, groups: list[Group], metrics
     _shared_sums(sums, shared, strata, values, config, workers)
     for m in metrics:
         av, bv = values[m]
-        for g in groups:
-            if config.metric_ignored(g.name, m):
-                continue
-            rows.append(_cell(g, m, av[g.rows], bv[g.rows], binary[m], sums, config))
+        kept = [g for g in groups if not config.metric_ignored(g.name, m)]
+        second = {g.name for g in kept if g.kind == "task_type"}
+        own = {(g.kind, g.name): _cell(g, m, av[g.rows], bv[g.rows], binary[m], sums, config)
+               for g in kept if g.same_as not in second}
+        for g in kept:  # a first level that is its only second level: the identical test, its numbers and verdict
+            twin = own.get(("task_type", g.same_as)) if g.same_as in second else None
+            rows.append(own[(g.kind, g.name)] if twin is None else {**twin, "group": g.name, "kind": g.kind,
+                                                                      "same_as": g.same_as})
     cells = pd.DataFrame(rows)
     if not len(cells):
         return cells
-    cells["p_holm"] = stats.holm(cells["p_value"].to_numpy(dtype=np.float64))
+    primary = cells["same_as"].isna().to_numpy()
+    cells["same_as"] = cells["same_as"].astype(object).where(~primary, None)
+    cells["p_holm"] = np.nan
+    cells.loc[primary, "p_holm"] = stats.holm(cells["p_value"].to_numpy(dtype=np.float64)[primary])
+    if not primary.all():
+        tested = cells[cells["kind"] == "task_type"].set_index(["group", "metric"])["p_holm"]
+        twins = pd.MultiIndex.from_frame(cells.loc[~primary, ["same_as", "metric"]])
+        cells.loc[~primary, "p_holm"] = tested.reindex(twins).to_numpy()
     classify(cells)
     return cells
 
@@ -158,7 +177,7 @@ def _cell(g: Group, m: str, ag: np.ndarray, bg: np.ndarray, binary: bool,
     keep = ~(np.isnan(ag) | np.isnan(bg))
     ag, bg = ag[keep], bg[keep]
     n = int(ag.size)
-    row: dict[str, Any] = {"group": g.name, "kind": g.kind, "metric": m, "binary": binary, "n": n,
+    row: dict[str, Any] = {"group": g.name, "kind": g.kind, "same_as": None, "metric": m, "binary": binary, "n": n,
                            "direction": rule.direction, "min_effect": rule.min_effect, "relative": rule.relative,
                            "gate": rule.gate, "alpha": rule.alpha, "test": "mcnemar" if binary else "wilcoxon",
                            "strata": len(g.strata)}

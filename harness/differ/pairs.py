@@ -29,8 +29,10 @@ _INVERT = {"win": "loss", "loss": "win", "tie": "tie", None: None}
 
 
 def read_pairwise(folder: Path, inverted: bool, groups_of: dict[str, list[tuple[str, str]]], *, seed: int,
-                  n_resamples: int, confidence: float) -> Optional[Pairwise]:
-    """``groups_of``: item id -> [(kind, group name)] for the items the diff pairs."""
+                  n_resamples: int, confidence: float, same_as: Optional[dict[str, str]] = None) -> Optional[Pairwise]:
+    """``groups_of``: item id -> [(kind, group name)] for the items the diff pairs; ``same_as``: first level ->
+    its only second level, whose numbers it takes (marked ``same_as``, as the diff's cells)."""
+    same_as = same_as or {}
     rows = list(iter_jsonl(folder / PAIR_ITEMS))
     if not rows:
         return None
@@ -54,10 +56,18 @@ def read_pairwise(folder: Path, inverted: bool, groups_of: dict[str, list[tuple[
     for item_id in set(frame["item_id"]):
         for key in groups_of.get(item_id, []):
             members.setdefault(key, []).append(item_id)
-    out = []
-    for (kind, name), ids in sorted(members.items(), key=lambda kv: _group_key(*kv[0])):
+    computed = {}
+    for (kind, name), ids in members.items():
+        if kind == "level1" and same_as.get(name) is not None:
+            continue
         sub = per_item.reindex(sorted(i for i in ids if i in per_item.index))
-        out.append(_group(kind, name, sub, int(excluded.reindex(ids).fillna(0).sum()), seed, n_resamples, confidence))
+        computed[(kind, name)] = _group(kind, name, sub, int(excluded.reindex(ids).fillna(0).sum()), seed,
+                                        n_resamples, confidence)
+    out = []
+    for kind, name in sorted(members, key=lambda key: _group_key(*key)):
+        twin = same_as.get(name) if kind == "level1" else None
+        out.append({**computed[("task_type", twin)], "group": name, "kind": kind, "same_as": twin} if twin
+                   else computed[(kind, name)])
     rel = dict(summary.get("reliability") or {})
     flip = rel.get("swap_flip_rate")
     if flip is None and len(decided):
@@ -86,7 +96,7 @@ def _group(kind: str, name: str, sub: pd.DataFrame, excluded: int, seed: int, n_
     c_lo, c_hi = stats.paired_bootstrap_ci(np.zeros(n), corrected, n_resamples=n_resamples, confidence=confidence,
                                            seed=derived_seed(seed, name, "\x00pairwise-corrected"))
     mean = lambda c: float(sub[c].mean()) if n else None  # noqa: E731
-    return {"group": name, "kind": kind, "n": n, "excluded": excluded, "win": mean("win"), "tie": mean("tie"),
-            "loss": mean("loss"), "score": mean("points"), "ci_low": lo, "ci_high": hi, "p_value": p,
+    return {"group": name, "kind": kind, "same_as": None, "n": n, "excluded": excluded, "win": mean("win"),
+            "tie": mean("tie"), "loss": mean("loss"), "score": mean("points"), "ci_low": lo, "ci_high": hi, "p_value": p,
             "corrected_score": mean("corrected"), "corrected_ci_low": c_lo, "corrected_ci_high": c_hi,
             "swap_flip_rate": mean("flipped")}

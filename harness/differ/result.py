@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 
 SCHEMA_VERSION = 1
-CELL_COLUMNS = ["group", "kind", "metric", "n", "mean_a", "mean_b", "delta", "ci_low", "ci_high", "p_value", "p_holm",
-                "test", "strata", "binary", "direction", "min_effect", "relative", "threshold", "alpha", "gate",
+CELL_COLUMNS = ["group", "kind", "same_as", "metric", "n", "mean_a", "mean_b", "delta", "ci_low", "ci_high", "p_value",
+                "p_holm", "test", "strata", "binary", "direction", "min_effect", "relative", "threshold", "alpha", "gate",
                 "effect", "significant", "status"]
 
 
@@ -82,10 +82,18 @@ class DiffResult:
     def suite_match(self) -> bool:
         return self.run_a.suite_hash == self.run_b.suite_hash
 
+    @property
+    def shown_cells(self) -> pd.DataFrame:
+        """The cells people read: a first level that is its only second level (``same_as``) is shown as that one."""
+        if not len(self.cells):
+            return self.cells
+        return self.cells[self.cells["same_as"].isna()]
+
     def rows(self, status: str) -> list[dict[str, Any]]:
         if not len(self.cells):
             return []
-        sel = self.cells[self.cells["status"] == status]
+        cells = self.shown_cells
+        sel = cells[cells["status"] == status]
         # most specific first within the worst effect: task_types, then first levels, then aggregates
         order = {"task_type": 0, "level1": 1, "robustness": 2, "overall": 3}
         # largest change (in units of the minimum effect) first: most negative for regressions
@@ -98,6 +106,19 @@ class DiffResult:
 
     def improvements(self) -> list[dict[str, Any]]:
         return self.rows("improvement")
+
+    def same_as_pairs(self) -> list[tuple[str, str]]:
+        """(first level, its only second level) pairs: one test, shown once as the second level."""
+        if not len(self.cells):
+            return []
+        alias = self.cells[self.cells["same_as"].notna()]
+        return sorted(set(zip(alias["group"], alias["same_as"])))
+
+    def counts(self) -> dict[str, int]:
+        """Cells per status, each test once (a ``same_as`` alias is not counted again)."""
+        cells = self.shown_cells
+        return {s: int((cells["status"] == s).sum()) if len(cells) else 0
+                for s in ("regression", "improvement", "worse", "better", "changed")}
 
     def headline_metric(self) -> Optional[str]:
         """The release number: usable rate when judged, else the first rule/probe accuracy present."""
@@ -125,8 +146,7 @@ class DiffResult:
             "items": {"paired": self.paired, "only_in_baseline": self.only_a, "only_in_candidate": self.only_b,
                       "changed_content": self.changed_items},
             "warnings": self.warnings,
-            "counts": {s: int((self.cells["status"] == s).sum()) if len(self.cells) else 0
-                       for s in ("regression", "improvement", "worse", "better", "changed")},
+            "counts": self.counts(),
             "group_sizes": self.group_sizes,
             "regressions": self.regressions(), "improvements": self.improvements(),
             "cells": cells.to_dict("records"),

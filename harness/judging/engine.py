@@ -38,6 +38,7 @@ class JudgeCall:
     messages: list[dict[str, str]]
     parse: Callable[[Optional[str]], ParseResult]
     annotate: Optional[Callable[[ParseResult], dict[str, Any]]] = None  #: extra details of a parsed sample
+    also: tuple[str, ...] = ()  #: the same call's keys under the model's other identities (cache_key "model")
 
 
 def cache_key(mode: str, cfg_hash: str, judge_id: str, prompt_hash: str, judge_sample: int) -> str:
@@ -69,14 +70,25 @@ def fill(call: JudgeCall, raw: Optional[str], result: Optional[ParseResult], *, 
 
 
 class JudgeClient:
-    """The judge model behind a Backend; opened lazily, so a fully cached re-judge loads nothing."""
+    """The judge model behind a Backend; opened lazily, so a fully cached re-judge loads nothing.
 
-    def __init__(self, spec: JudgeSpec, cfg: JudgeConfig, log: Callable[[str], None]):
+    ``existing``: the stored judgments; with ``cache_key="model"`` the same model's judgments under any
+    endpoint are cache hits (:meth:`keys`).
+    """
+
+    def __init__(self, spec: JudgeSpec, cfg: JudgeConfig, log: Callable[[str], None],
+                 existing: Iterable[Judgment] = ()):
         self.spec, self.cfg, self.log = spec, cfg, log
         self._backend: Optional[Backend] = None
         self._renderer: Any = None
         self._judge_id: Optional[str] = None
         self.calls = 0  #: backend.generate invocations (tests assert batching)
+        self._peers: tuple[str, ...] = ()
+        if spec.cache_key == "model":
+            cfg_hash = cfg.config_hash()
+            self._peers = tuple(sorted({j.details["judge_id"] for j in existing if j.judge_model == spec.model
+                                        and j.judge_config_hash == cfg_hash and j.details.get("judge_id")}
+                                       - {self.judge_id}))
 
     @property
     def judge_id(self) -> str:
@@ -84,6 +96,12 @@ class JudgeClient:
         if self._judge_id is None:
             self._judge_id = judge_identity(self.spec)
         return self._judge_id
+
+    def keys(self, mode: str, cfg_hash: str, prompt_hash: str, judge_sample: int) -> tuple[str, tuple[str, ...]]:
+        """A call's cache key, and its keys under the other identities of the same model name found in the
+        stored judgments (other endpoints; only with ``cache_key="model"``)."""
+        return (cache_key(mode, cfg_hash, self.judge_id, prompt_hash, judge_sample),
+                tuple(cache_key(mode, cfg_hash, p, prompt_hash, judge_sample) for p in self._peers))
 
     def open(self) -> Backend:
         if self._backend is None:
@@ -141,7 +159,7 @@ def run_calls(calls: Iterable[JudgeCall], client: JudgeClient, existing: dict[st
         have = existing.get(call.template.key)
         if have is not None and have.status != "error":
             continue
-        hit = cache.get(call.cache_key)
+        hit = next((cache[k] for k in (call.cache_key, *call.also) if k in cache), None)
         if hit is not None:  # same prompt already judged (another answer sample, another target): no call
             yield fill(call, hit.raw, call.parse(hit.raw), attempts=0, extra={"cached_from": hit.key})
             continue

@@ -38,7 +38,7 @@ from ..models import Item, Judgment, RunManifest
 from ..score import ScoreTarget, score_targets
 from ..store import PAIR_ITEMS, PAIR_REPORT, PAIR_SUMMARY, RunStore, content_key, write_text_atomic
 from .answers import check_answer_types, suite_answer_types
-from .engine import JudgeCall, JudgeClient, cache_key, run_calls
+from .engine import JudgeCall, JudgeClient, run_calls
 from .single import answers_of
 from .spec import JudgeSpec, effective_k
 
@@ -83,8 +83,8 @@ def judge_pair(baseline_store: RunStore, candidate_store: RunStore, spec: JudgeS
     out = RunStore(pair_dir(b.store, a.store))
     out.lock()
     try:
-        client = JudgeClient(spec, cfg, log)
         existing = out.read("judgments", Judgment)
+        client = JudgeClient(spec, cfg, log, existing.values())
         for j in _identical_records(cfg, client, spec, pairs):
             if j.key not in existing:
                 out.append("judgments", j)
@@ -150,7 +150,7 @@ def _calls(cfg: Any, client: JudgeClient, spec: JudgeSpec, k: int,
         prompts = build_pair_prompts(cfg, tb.item, answers_of(tb), answers_of(ta), tb.item.answer_type)
         for order, p in prompts.items():
             for i in range(k):
-                ck = cache_key("pair", cfg_hash, judge_id, p.content_hash(), i)
+                ck, also = client.keys("pair", cfg_hash, p.content_hash(), i)
                 template = Judgment(
                     key=content_key("pair-judgment", ck, order, tb.generation.key, ta.generation.key),
                     item_id=tb.item.id, task_type=tb.item.task_type, generation_key=tb.generation.key,
@@ -160,7 +160,7 @@ def _calls(cfg: Any, client: JudgeClient, spec: JudgeSpec, k: int,
                     details={"baseline_generation_key": ta.generation.key, "flags": p.flags,
                              "answer_type": p.answer_type, "judge_id": judge_id},
                 )
-                calls.append(JudgeCall(template, ck, p.messages, lambda text: parse_verdict(text, cfg)))
+                calls.append(JudgeCall(template, ck, p.messages, lambda text: parse_verdict(text, cfg), also=also))
     return calls
 
 

@@ -19,7 +19,7 @@ from ..models import Judgment
 from ..score import Scorer, ScoreTarget
 from ..store import content_key
 from .answers import AnswerTypeOf
-from .engine import JudgeCall, JudgeClient, ParseResult, cache_key, run_calls
+from .engine import JudgeCall, JudgeClient, ParseResult, run_calls
 from .spec import JudgeError, JudgeSpec
 
 def answers_of(target: ScoreTarget) -> list[str]:
@@ -38,7 +38,7 @@ class JudgeScorer(Scorer):
         self.spec, self.cfg, self.k, self.existing = spec, cfg, k, existing
         self.answer_type_of = answer_type_of
         self.fail_fast = fail_fast  #: an unreachable judge raises (True) or is stored as errors (False)
-        self.client = JudgeClient(spec, cfg, log)
+        self.client = JudgeClient(spec, cfg, log, existing.values())
         self.log = log
 
     def prompt(self, target: ScoreTarget) -> JudgePrompt:
@@ -56,7 +56,7 @@ class JudgeScorer(Scorer):
                 continue  # an earlier turn is missing: nothing complete to judge
             p = self.prompt(t)  # every prompt is built (and validated) before the first judge call
             for i in range(self.k):
-                ck = cache_key("single", cfg_hash, judge_id, p.content_hash(), i)
+                ck, also = self.client.keys("single", cfg_hash, p.content_hash(), i)
                 template = Judgment(
                     key=content_key("judgment", ck, t.generation.key), item_id=t.item.id,
                     task_type=t.item.task_type, generation_key=t.generation.key, sample=t.generation.sample,
@@ -66,7 +66,7 @@ class JudgeScorer(Scorer):
                              "judge_id": judge_id},
                 )
                 out.append(JudgeCall(template, ck, p.messages, _score_parser(self.cfg, p.answer_type),
-                                     _usability_of(self.cfg, p.answer_type)))
+                                     _usability_of(self.cfg, p.answer_type), also))
         return out
 
     def score(self, targets: list[ScoreTarget], done: set[str]) -> Iterator[Judgment]:

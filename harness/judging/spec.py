@@ -42,6 +42,10 @@ class JudgeSpec:
     samples: Optional[int] = None  #: overrides config.sampling.k (cache keys do not depend on k)
     options: dict[str, Any] = field(default_factory=dict)  #: extra judge-backend options
     progress: bool = True
+    #: what identifies the judge in the cache: "endpoint" (model name, endpoint and answer-changing options) or
+    #: "model" (the model name alone, for a user who knows another endpoint serves the same model); None: the
+    #: run's recorded choice, else "endpoint"
+    cache_key: Optional[str] = None
 
     def load_config(self) -> JudgeConfig:
         try:
@@ -63,7 +67,16 @@ class JudgeSpec:
             "backend": self.backend, "base_url": redact_url(self.base_url) if self.base_url else None,
             "api_key_env": self.api_key_env, "samples": k,
             "options": {k_: redact_value(v) for k_, v in self.options.items() if not is_secret_name(k_)},
+            "cache_key": self.cache_key or "endpoint",
         }
+
+    def keep_recorded_cache_key(self, recorded: Optional[dict[str, Any]]) -> "JudgeSpec":
+        """This spec with the run's recorded ``cache_key`` when it sets none, so re-judges key alike."""
+        if self.cache_key is not None or not recorded or not recorded.get("cache_key"):
+            return self
+        from dataclasses import replace
+
+        return replace(self, cache_key=recorded["cache_key"])
 
 
 def effective_k(cfg: JudgeConfig, samples: Optional[int]) -> int:
@@ -90,6 +103,8 @@ def backend_options(spec: JudgeSpec) -> dict[str, Any]:
             options["base_url"] = spec.base_url
         options.setdefault("api_key_env", spec.api_key_env)
         options.setdefault("api", "chat")  # the server applies the judge's own chat template
+        # judge latency is never reported, and some OpenAI-compatible proxies reject stream=true
+        options.setdefault("stream", False)
     elif spec.base_url:
         raise JudgeError(f"--judge-base-url is only for --judge-backend openai, not {spec.backend}")
     return options
@@ -100,10 +115,13 @@ def judge_identity(spec: JudgeSpec) -> str:
 
     Two endpoints serving the same model name, another ``api``, ``extra_body`` or backend are different
     judges; retries, concurrency, timeouts and credentials are not. A local checkpoint adds its
-    fingerprint. The endpoint enters with credentials masked, so the hash names no secret.
+    fingerprint. The endpoint enters with credentials masked, so the hash names no secret. With
+    ``cache_key="model"`` the model name alone is the judge (the user vouches that it is the same model).
     """
     from ..redact import is_secret_name, redact_url
 
+    if spec.cache_key == "model":
+        return f"{spec.model}#model"
     options = {k: v for k, v in backend_options(spec).items() if k not in TRANSPORT_OPTIONS and not is_secret_name(k)}
     parts: dict[str, Any] = {"backend": spec.backend, "options": options}
     if spec.backend == "openai":
@@ -172,6 +190,6 @@ def spec_from_manifest(path: Path, entry: dict[str, Any], **overrides: Any) -> J
     values = {"config": str(Path(path) / JUDGE_CONFIG_FILE), "model": entry["model"],
               "backend": entry.get("backend", "openai"), "base_url": entry.get("base_url"),
               "api_key_env": entry.get("api_key_env") or DEFAULT_API_KEY_ENV, "samples": entry.get("samples"),
-              "options": dict(entry.get("options") or {})}
+              "options": dict(entry.get("options") or {}), "cache_key": entry.get("cache_key")}
     values.update({k: v for k, v in overrides.items() if v not in (None, {}, ())})
     return JudgeSpec(**values)

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 def scorer_for_run(ctx: RunContext, spec: JudgeSpec) -> JudgeScorer:
     """The judge for this run's answers; records the judge in the manifest and checks every answer type."""
+    spec = spec.keep_recorded_cache_key(ctx.manifest.judge)
     cfg = spec.load_config()
     k = effective_k(cfg, spec.samples)
     answer_type_of = suite_answer_types(ctx.suite)

@@ -41,7 +41,7 @@ def run_probe_stage(ctx: RunContext, options: ProbeOptions) -> None:
     if reason:
         if options.required:
             raise BackendError(f"cannot probe: {reason}")
-        ctx.log(f"probes skipped: {reason} (pass --no-probes to silence this)")
+        ctx.log(f"warning: probes skipped: {reason} (pass --no-probes to silence this)")
         return
     assert ctx.renderer is not None
     check_settings(ctx, options)
@@ -61,14 +61,14 @@ def run_probe_stage(ctx: RunContext, options: ProbeOptions) -> None:
         except BackendError as e:
             if options.required:
                 raise
-            ctx.log(f"probes skipped: {e}")
+            ctx.log(f"warning: probes skipped: {e}")
             return
         finally:
             bar.close()
     if options.base:
         errors += run_continuation(ctx, options, knowledge, done)
     if errors:
-        ctx.log(f"{errors} probe records failed; they are stored as errors and retried on --resume")
+        ctx.log(f"warning: {errors} probe records failed; they are stored as errors and retried on --resume")
 
 
 SETTINGS = PROBE_SETTINGS

@@ -85,7 +85,7 @@ def _group_order(cells: pd.DataFrame) -> list[tuple[str, str]]:
 
 
 def delta_heatmap(diff: DiffResult) -> str:
-    cells = diff.cells
+    cells = diff.shown_cells
     if not len(cells):
         return "<p>No cells.</p>"
     groups = _group_order(cells)
@@ -180,9 +180,10 @@ def diff_html(diff: DiffResult, verdict: Verdict) -> str:
              "▼ regression, ▲ improvement, ▽/△ significant but not gated, • changed. "
              "Hover a cell for its numbers.</p>", delta_heatmap(diff)]
     metric = diff.headline_metric()
-    if metric and len(diff.cells):
-        sel = [r for r in diff.cells[diff.cells["metric"] == metric].to_dict("records")]
-        order = {g: i for i, g in enumerate(_group_order(diff.cells))}
+    shown = diff.shown_cells
+    if metric and len(shown):
+        sel = [r for r in shown[shown["metric"] == metric].to_dict("records")]
+        order = {g: i for i, g in enumerate(_group_order(shown))}
         sel.sort(key=lambda r: order.get((r["group"], r["kind"]), 0))
         rate = fmt.is_rate(metric, bool(sel[0]["binary"])) if sel else True
         body.append(svg.paired_bars([fmt.group_label(r["group"], r["kind"]) for r in sel], [r["mean_a"] for r in sel],
@@ -204,7 +205,7 @@ def diff_html(diff: DiffResult, verdict: Verdict) -> str:
                          _span(g["corrected_ci_low"], g["corrected_ci_high"]), _pct(g["win"]), _pct(g["tie"]),
                          _pct(g["loss"]), "–" if g["score"] is None else f"{g['score']:.3f}",
                          _span(g["ci_low"], g["ci_high"]), fmt.pvalue(g["p_value"]), _pct(g["swap_flip_rate"])]
-                        for g in p.groups)),
+                        for g in p.groups if g.get("same_as") is None)),
                  f"<p class='small'>source: {esc(p.source)}"
                  f"{' (read from the reverse pair, outcomes mapped)' if p.inverted else ''}</p>"]
     if diff.distributions:
@@ -216,10 +217,12 @@ def diff_html(diff: DiffResult, verdict: Verdict) -> str:
                                 (diff.better, diff.n_better, "Items that got better")):
         body.append(f"<h2>{title} (top {len(items)} of {total})</h2>")
         body += [_flip(it, a.run_id, b.run_id) for it in items] or ["<p>none</p>"]
-    if len(diff.cells):
-        order = {g: i for i, g in enumerate(_group_order(diff.cells))}
-        rows = sorted(diff.cells.to_dict("records"), key=lambda r: order[(r["group"], r["kind"])])
+    if len(shown):
+        order = {g: i for i, g in enumerate(_group_order(shown))}
+        rows = sorted(shown.to_dict("records"), key=lambda r: order[(r["group"], r["kind"])])
         body += [f"<h2>All cells ({len(rows)})</h2>", _cells_table(rows)]
+        body += [f"<p class='small'>{esc(b)} also stands for {esc(a)}, its only second-level task_type (the same "
+                 "items, one test).</p>" for a, b in diff.same_as_pairs()]
     if diff.only_a or diff.only_b:
         body += ["<h2>Items in one run only</h2>", f"<p>baseline only: {esc(', '.join(diff.only_a))}</p>",
                  f"<p>candidate only: {esc(', '.join(diff.only_b))}</p>"]

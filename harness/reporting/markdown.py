@@ -161,8 +161,7 @@ def _headline(diff: DiffResult, verdict: Verdict) -> list[str]:
     else:
         lines.append("- **judge**: none in these runs (rule and probe metrics only)")
     lines.append(f"- **generation errors**: {_pct(a.generation_error_rate)} → {_pct(b.generation_error_rate)}")
-    counts = {s: int((diff.cells["status"] == s).sum()) if len(diff.cells) else 0
-              for s in ("regression", "improvement", "worse", "better", "changed")}
+    counts = diff.counts()
     other = counts["worse"] + counts["better"] + counts["changed"]
     lines.append(f"- **cells**: {diff.settings.get('cells_tested', 0)} tested (task_type × metric, Holm-corrected, "
                  f"α={diff.settings['alpha']:g}): {counts['regression']} regressions · {counts['improvement']} "
@@ -178,6 +177,14 @@ def _headline(diff: DiffResult, verdict: Verdict) -> list[str]:
     return lines
 
 
+def _same_as_note(diff: DiffResult) -> str:
+    pairs = diff.same_as_pairs()
+    if not pairs:
+        return ""
+    return " · " + ", ".join(f"`{cell_text(b)}` also stands for `{cell_text(a)}`" for a, b in pairs) + \
+        " (its only second-level task_type)"
+
+
 def _plain_interval(lo: Optional[float], hi: Optional[float]) -> str:
     return "–" if lo is None or hi is None or lo != lo or hi != hi else f"[{lo:.2f}, {hi:.2f}]"
 
@@ -191,11 +198,12 @@ def _pct(v: Optional[float]) -> str:
 
 
 def _sorted_cells(diff: DiffResult) -> list[dict[str, Any]]:
-    if not len(diff.cells):
+    cells = diff.shown_cells
+    if not len(cells):
         return []
-    metric_rank = {m: i for i, m in enumerate(dict.fromkeys(diff.cells["metric"]))}
+    metric_rank = {m: i for i, m in enumerate(dict.fromkeys(cells["metric"]))}
     head = diff.headline_metric()
-    rows = diff.cells.to_dict("records")
+    rows = cells.to_dict("records")
     return sorted(rows, key=lambda r: (_KIND_ORDER[r["kind"]], r["group"].split("/")[0], r["kind"] == "task_type",
                                        r["group"], r["metric"] != head, metric_rank[r["metric"]]))
 
@@ -228,7 +236,7 @@ def diff_markdown(diff: DiffResult, verdict: Verdict, *, limit: int = GITHUB_COM
                     (table_row(_cell_row(r, True)) for r in other), "\n</details>\n", len(other), "other changes",
                     share=0.1)
     if diff.pairwise:
-        groups = diff.pairwise.groups
+        groups = [g for g in diff.pairwise.groups if g.get("same_as") is None]
         head = ("\n<details><summary>Pairwise judge: candidate win / tie / loss</summary>\n\n"
                 + table_head(["task_type", "n", "corrected", "win", "tie", "loss", "score", "95% CI", "p (sign test)",
                               "flips"]))
@@ -257,7 +265,8 @@ def diff_markdown(diff: DiffResult, verdict: Verdict, *, limit: int = GITHUB_COM
               f"candidate `{cell_text(b.run_id)}` ({cell_text(b.model)}) · Δ = candidate − baseline · "
               f"{s['confidence']:.0%} stratified paired bootstrap CI ({s['resamples']} resamples, seed {s['seed']}) · "
               "exact McNemar "
-              f"for 0/1 metrics, Wilcoxon signed-rank otherwise · Holm over {s.get('cells_tested', 0)} cells</sub>\n")
+              f"for 0/1 metrics, Wilcoxon signed-rank otherwise · Holm over {s.get('cells_tested', 0)} cells"
+              f"{_same_as_note(diff)}</sub>\n")
     if doc.omitted:
         note = ("\n> ✂️ Truncated to fit GitHub's 65,536-character comment limit: "
                 + html.escape(", ".join(doc.omitted[:6]), quote=False)

@@ -60,6 +60,7 @@ def suite_stats(suite: Suite, tokenizer: Optional[Any] = None) -> dict[str, Any]
         "with_system_prompt": sum(it.conversation[0].role == "system" for it in items),
         "with_reference": sum(it.reference is not None for it in items),
         "with_choices": sum(it.choices is not None for it in items),
+        "label_from_reference": sum(it.label_from_reference for it in items),
         "with_checks": sum(bool(it.checks and it.checks.active()) for it in items),
         "robustness": sum(it.is_robustness for it in items),
         "tags": dict(Counter(t for it in items for t in it.tags).most_common()),
@@ -90,7 +91,9 @@ def stats_text(stats: dict[str, Any]) -> str:
                                            "prompt chars (median)", "ref chars (median)"]), ""]
     lines.append(f"multi-turn {stats['multi_turn']}, fixed history {stats['fixed_history']}, system prompt "
                  f"{stats['with_system_prompt']}, robustness {stats['robustness']}")
-    lines.append(f"with reference {stats['with_reference']}, choices {stats['with_choices']}, checks {stats['with_checks']}")
+    from_ref = stats.get("label_from_reference")
+    choices = f"{stats['with_choices']}" + (f" (label taken from the reference: {from_ref})" if from_ref else "")
+    lines.append(f"with reference {stats['with_reference']}, choices {choices}, checks {stats['with_checks']}")
     lines.append("answer types: " + ", ".join(f"{k} {v}" for k, v in stats["answer_types"].items()))
     lines.append("tags: " + (", ".join(f"{k} {v}" for k, v in stats["tags"].items()) or "none"))
     for key in ("prompt_chars", "reference_chars", "prompt_tokens", "reference_tokens"):

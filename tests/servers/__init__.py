@@ -7,8 +7,9 @@
 
 from .openai_server import OpenAIServer
 from .protocol import (Answer, Reply, Request, bad_request, by_attempt, drop, error_body, malformed,
-                       rate_limited, server_error, slow)
+                       no_streaming, rate_limited, server_error, slow)
 from .toy import ToyModel, token_str, toy_logprob, toy_top
 
 __all__ = ["Answer", "OpenAIServer", "Reply", "Request", "ToyModel", "bad_request", "by_attempt", "drop",
-           "error_body", "malformed", "rate_limited", "server_error", "slow", "token_str", "toy_logprob", "toy_top"]
+           "error_body", "malformed", "no_streaming", "rate_limited", "server_error", "slow", "token_str",
+           "toy_logprob", "toy_top"]

@@ -148,6 +148,13 @@ def by_attempt(*replies: ReplyLike) -> "Callable[[Request], ReplyLike]":
     return lambda req: replies[min(req.attempt, len(replies)) - 1]
 
 
+def no_streaming(handler: "Callable[[Request], ReplyLike]",
+                 message: str = "stream=true is not supported") -> "Callable[[Request], ReplyLike]":
+    """A server or proxy without streaming: a request with ``stream=true`` is a 400, anything else goes to
+    ``handler``."""
+    return lambda req: bad_request(message) if req.stream else handler(req)
+
+
 def as_reply(r: ReplyLike) -> Union[Answer, Reply]:
     if isinstance(r, str):
         return Answer(r)
