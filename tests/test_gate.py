@@ -288,6 +288,17 @@ def test_example_workflow_works_when_copied_into_a_training_repository() -> None
         assert used <= known, f"sfteval {words[0]}: unknown options {used - known}"
         if words[0] in ("gate", "diff"):
             assert "${config[@]}" in words  # the optional SFTEVAL_GATE_CONFIG reaches both
+    # A copied workflow must never queue for a self-hosted GPU runner before it is configured, nor run a fork's
+    # code there: every self-hosted job of every example is guarded by the baseline variable and the fork check.
+    examples = sorted((REPO / "examples" / "workflows").glob("*.y*ml"))
+    assert WORKFLOW in examples
+    for path in examples:
+        for name, each in yaml.safe_load(path.read_text())["jobs"].items():
+            runs_on = each["runs-on"]
+            if "self-hosted" in ([runs_on] if isinstance(runs_on, str) else runs_on):
+                guard = each.get("if", "")
+                assert "vars.SFTEVAL_BASELINE != ''" in guard, f"{path.name}: job {name} runs unconfigured"
+                assert "head.repo.full_name == github.repository" in guard, f"{path.name}: job {name} runs forks"
     # sfteval's own pull requests must never queue for a self-hosted GPU runner
     for own in (REPO / ".github" / "workflows").glob("*.y*ml"):
         assert "self-hosted" not in own.read_text(), own
