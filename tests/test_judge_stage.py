@@ -447,13 +447,26 @@ def test_per_item_spread_of_the_overall_score(tmp_path: Path, judge_backend: Cal
 
 # -- reliability functions ------------------------------------------------------------------------------
 
-def test_spearman_matches_scipy_with_ties() -> None:
-    from scipy.stats import spearmanr
-
+def test_spearman_by_hand_and_with_ties() -> None:
+    # no ties: 1 - 6 * sum(d^2) / (n (n^2 - 1)) with rank differences 0, 1, 1, 0 -> 1 - 12 / 60
+    assert rel.spearman([1, 2, 3, 4], [10, 30, 20, 40]) == pytest.approx(0.8)
+    assert rel.spearman([1, 2, float("nan"), 3, None, 4], [10, 30, 5, 20, 7, 40]) == pytest.approx(0.8)  # pairs dropped
+    assert rel.spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    # ties share their average rank: x ranks 1, 2.5, 2.5, 4 against 1..4; the Pearson correlation of the ranks is
+    # 4.5 / sqrt(4.5 * 5) = sqrt(0.9) (the d^2 formula, 1 - 6 * 0.5 / 60 = 0.95, is wrong with ties)
+    assert rel.spearman([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(0.9 ** 0.5)
     x = [1, 2, 2, 3, 5, 5, 5, 9]
     y = [3, 1, 4, 1, 5, 9, 2, 6]
+    from scipy.stats import spearmanr
+
     assert rel.spearman(x, y) == pytest.approx(spearmanr(x, y).statistic)
-    assert rel.spearman([1, 2], [2, 1]) is None and rel.spearman([1, 1, 1], [1, 2, 3]) is None
+
+
+def test_spearman_is_none_where_undefined() -> None:
+    assert rel.spearman([1, 2], [2, 1]) is None  # fewer than 3 pairs
+    assert rel.spearman([1, 2, None, float("nan")], [2, 1, 3, 4]) is None  # 2 pairs left
+    assert rel.spearman([1, 1, 1], [1, 2, 3]) is None and rel.spearman([1, 2, 3], [4, 4, 4]) is None  # constant
+    assert rel.spearman([1, 1, 1, 2], [1, 2, 3, None]) is None  # constant once the incomplete pair is dropped
 
 
 def test_rates() -> None:
