@@ -156,6 +156,20 @@ def test_diff_html_opens_with_a_verdict_table_of_the_regressions(runs: Path, tmp
     assert "regression: " not in body.text()  # no sentence per regression any more
 
 
+def test_diff_html_heatmap_scales_to_the_page_width() -> None:
+    """Many metrics make the heatmap wider than the page: it is drawn in a viewBox and shown at 100% width
+    (never wider than its natural size), keeping its aspect ratio."""
+    diff = huge_diff(6)
+    doc = parse(diff_html(diff, evaluate(diff, GateConfig())))
+    heatmap = doc.find("div", id="heatmap").find("svg")
+    _, _, width, height = (float(v) for v in heatmap.attrs["viewbox"].split())
+    assert heatmap.attrs["width"] == "100%" and "height" not in heatmap.attrs
+    assert f"max-width:{width:.0f}px" in heatmap.attrs["style"] and "height:auto" in heatmap.attrs["style"]
+    assert width > 0 and height > 0
+    labels = [t.text() for t in heatmap.find_all("text")]
+    assert "judge:factuality" in labels and "  area0/type-0" in labels  # rows and columns both drawn
+
+
 HOSTILE = "<script>alert(1)</script>"
 ONERROR = '<img src=x onerror="alert(2)">'
 
