@@ -33,14 +33,15 @@ class JudgeServer:
         self.respond: Callable[[Request], ReplyLike] = ScriptedJudge()
         self.hold = 0
         self.inside = self.peak = 0
+        self.first = 0.0  #: when the first request arrived
         self.srv = OpenAIServer(self.handle, models=MODELS)
 
     async def handle(self, req: Request) -> ReplyLike:
         self.inside += 1
         self.peak = max(self.peak, self.inside)
         try:
-            deadline = time.monotonic() + 3
-            while self.inside < self.hold and time.monotonic() < deadline:
+            self.first = self.first or time.monotonic()
+            while self.inside < self.hold and time.monotonic() < self.first + 3:
                 await asyncio.sleep(0.005)
             return self.respond(req)
         finally:
