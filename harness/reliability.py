@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
+from scipy.stats import spearmanr
+
 #: Thresholds above which a reliability number earns a warning.
 WARN_UNPARSED = 0.10
 WARN_ERROR = 0.05
@@ -51,37 +53,20 @@ def _mean(v: Sequence[float]) -> float:
     return float(sum(v) / len(v))
 
 
-def _ranks(v: Sequence[float]) -> list[float]:
-    order = sorted(range(len(v)), key=lambda i: v[i])
-    ranks = [0.0] * len(v)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and v[order[j + 1]] == v[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            ranks[order[k]] = (i + j) / 2 + 1  # ties share their average rank
-        i = j + 1
-    return ranks
-
-
 def _real(v: Optional[float]) -> bool:
     return v is not None and not math.isnan(v)
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> Optional[float]:
-    """Spearman rank correlation (ties averaged); None with fewer than 3 pairs or a constant side."""
+    """Spearman rank correlation (scipy's, ties averaged) over the pairs where both values are numbers; None
+    with fewer than 3 such pairs or a constant side, where a correlation says nothing."""
     pairs = [(a, b) for a, b in zip(x, y, strict=True) if _real(a) and _real(b)]
     if len(pairs) < 3:
         return None
-    rx, ry = _ranks([a for a, _ in pairs]), _ranks([b for _, b in pairs])
-    mx, my = _mean(rx), _mean(ry)
-    sxy = sum((a - mx) * (b - my) for a, b in zip(rx, ry, strict=True))
-    sxx = sum((a - mx) ** 2 for a in rx)
-    syy = sum((b - my) ** 2 for b in ry)
-    if sxx == 0 or syy == 0:
+    a, b = zip(*pairs)
+    if len(set(a)) == 1 or len(set(b)) == 1:  # undefined (scipy would warn and return nan)
         return None
-    return sxy / math.sqrt(sxx * syy)
+    return float(spearmanr(a, b).statistic)
 
 
 def flip_rate(flipped: Iterable[bool]) -> Optional[float]:

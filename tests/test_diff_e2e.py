@@ -19,7 +19,7 @@ import pytest
 from sfteval.harness.differ import diff_runs
 from sfteval.harness.gate import GateConfig, evaluate
 from sfteval.harness.store import RunStore
-from test_report import check_markdown
+from test_report import check_markdown, gfm_tables
 from clikit import cli
 
 REPO = Path(__file__).resolve().parents[1]
@@ -97,21 +97,71 @@ def test_gate_fails_naming_the_regression_and_passes_a_run_against_itself(demo_r
     assert same.returncode == 0 and "PASS" in same.stdout
 
 
-def test_diff_outputs_of_real_runs(demo_results: Path, tmp_path: Path) -> None:
+def exact_match_rates(run: Path, suite: Path, task_type: str) -> tuple[float, int]:
+    """Share of the task_type's answers equal to the reference (stripped), read straight from the run's
+    generations and the suite file: the truth the reports' numbers must show."""
+    refs = {it["id"]: it["reference"] for it in map(json.loads, (suite / "items.jsonl").read_text().splitlines())
+            if it["task_type"] == task_type}
+    answers = {g["item_id"]: g["answer"] for g in map(json.loads, (run / "generations.jsonl").read_text().splitlines())
+               if g["item_id"] in refs}
+    assert answers.keys() == refs.keys()
+    return sum(answers[i].strip() == refs[i].strip() for i in refs) / len(refs), len(refs)
+
+
+def test_diff_outputs_of_real_runs(demo_results: Path, demo_suite_dir: Path, tmp_path: Path) -> None:
+    from htmlkit import parse
+
+    (rate_a, n), (rate_b, _) = (exact_match_rates(demo_results / v, demo_suite_dir, LIKES) for v in ("v1", "v2"))
+    assert rate_b < rate_a  # the planted regression, counted by hand
+    numbers = [f"{100 * rate_a:.1f}%", f"{100 * rate_b:.1f}%", f"{100 * (rate_b - rate_a):+.1f} pp"]
     md = sfteval("diff", "v1", "v2", "--results", str(demo_results)).stdout
     tables = check_markdown(md)
     header = tables[0][0]
     assert header[:4] == ["task_type", "metric", "baseline", "candidate"]
     assert any(row[0] == LIKES for row in tables[0][1:])
+    regressions_md = md[md.index("#### Regressions"):md.index("#### Improvements")]
+    likes_rows = [row for t in gfm_tables(regressions_md) for row in t[1:]
+                  if (row[0], row[1].strip("`")) == (LIKES, "rule:exact_match")]
+    assert likes_rows and likes_rows[0][2:5] == numbers, likes_rows
     for fmt in ("json", "html"):
         out = tmp_path / f"d.{fmt}"
         sfteval("diff", "v1", "v2", "--results", str(demo_results), "--format", fmt, "--out", str(out))
     data = json.loads((tmp_path / "d.json").read_text())
     assert data["baseline"]["run_id"] == "v1" and data["candidate"]["run_id"] == "v2"
+    assert {"cells", "regressions", "verdict", "flipped", "items", "settings"} <= data.keys()
     assert {r["group"] for r in data["regressions"]} <= CONTAINS_LIKES
-    assert "<svg" in (tmp_path / "d.html").read_text()
-    for fmt in ("md", "json", "html"):
-        sfteval("report", "v2", "--results", str(demo_results), "--format", fmt)
+    likes = next(r for r in data["regressions"] if (r["group"], r["metric"]) == (LIKES, "rule:exact_match"))
+    assert likes["mean_a"] == pytest.approx(rate_a) and likes["mean_b"] == pytest.approx(rate_b) and likes["n"] == n
+    assert data["verdict"]["passed"] is False and data["items"]["paired"] == 86
+    doc = parse((tmp_path / "d.html").read_text())
+    verdict = doc.find("table", id="verdict")
+    assert verdict.find("caption").text().startswith("FAIL")
+    rows = {(r[0], r[1]): r[2:] for r in verdict.rows()[1:]}
+    assert len(rows) == len(data["regressions"]) and rows[(LIKES, "rule:exact_match")][:3] == numbers
+    assert doc.find("div", id="heatmap").find("svg").attrs["width"] == "100%"
+    all_cells = next(t for t in doc.find_all("table") if t.rows()[0][:2] == ["task_type", "metric"]
+                     and len(t.rows()) == len(data["cells"]) + 1)
+    assert [r[:2] for r in all_cells.rows()[1:]].count([LIKES, "rule:exact_match"]) == 1
+    assert [d.find("summary").text().split(" · ")[0] for d in doc.find_all("details")][:len(data["flipped"]["worse"])] \
+        == [f["item_id"] for f in data["flipped"]["worse"]]
+
+    # one run's report in each format: the same numbers, from the summary the run wrote
+    report_md = sfteval("report", "v2", "--results", str(demo_results), "--format", "md").stdout
+    assert report_md.startswith("# sfteval run `v2`")
+    header, *body = gfm_tables(report_md)[0]  # per task_type: a first level, then its task_types as "└ likes"
+    likes_row = body[[r[0] for r in body].index("knowledge") + 1]
+    assert likes_row[0] == "└ likes" and likes_row[header.index("n")] == str(n)
+    assert likes_row[header.index("rule:exact_match")] == f"{100 * rate_b:.1f}%"
+    report = json.loads(sfteval("report", "v2", "--results", str(demo_results), "--format", "json").stdout)
+    assert report["manifest"]["run_id"] == "v2" and report["manifest"]["status"] == "complete"
+    assert report["summary"]["task_types"][LIKES]["metrics"]["rule:exact_match"] == pytest.approx(rate_b)
+    assert report["summary"]["task_types"][LIKES]["n"] == n
+    page = parse(sfteval("report", "v2", "--results", str(demo_results), "--format", "html").stdout)
+    assert "v2" in page.find("h1").text() and page.find_all("svg")
+    per_type = next(t for t in page.find_all("table") if t.rows()[0][:2] == ["task_type", "n"])
+    header, *body = per_type.rows()
+    [likes_row] = [r for r in body if r[0] == LIKES]
+    assert likes_row[header.index("rule:exact_match")] == f"{100 * rate_b:.1f}%" and likes_row[1] == str(n)
 
 
 # -- judged by the scripted judge (real HTTP), single and pairwise ------------------------------------------------

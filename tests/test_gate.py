@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from diffkit import Rec, items, write_pairs, write_run
+from htmlkit import parse
 from sfteval.harness.differ import diff_runs
 from sfteval.harness.gate import GateConfig, GateConfigError, Guards, evaluate, load_config
 from sfteval.harness.store import RunStore
@@ -230,10 +231,36 @@ def test_gate_report_by_extension_states_the_same_verdict(runs: Path, tmp_path: 
         assert data["verdict"]["passed"] is False and data["verdict"]["reasons"] == printed
         assert data["candidate"]["run_id"] == "v2" and data["counts"]["regression"] > 0
     else:
-        import html
+        check_html_verdict(text, printed, passed=False)
 
-        assert text.startswith("<!DOCTYPE html>") and "<b>FAIL</b>" in text
-        assert all(f"<div class='fail'>{html.escape(r, quote=True)}</div>" in text for r in printed)
+
+def check_html_verdict(page: str, printed: list[str], passed: bool) -> None:
+    """The HTML report's verdict table says what the gate printed: PASS/FAIL, one row per regression line (same
+    task_type and metric, same order), and every other failure reason listed under it."""
+    assert page.startswith("<!DOCTYPE html>")
+    table = parse(page).find("table", id="verdict")
+    assert table.find("caption").text().startswith("PASS" if passed else "FAIL")
+    regressions = [r.removeprefix("regression: ") for r in printed if r.startswith("regression: ")]
+    expected = [(r.split(" ", 1)[0], r.split(" ", 1)[1].split(": ", 1)[0]) for r in regressions]
+    rows = table.rows()[1:]
+    assert [(row[0], row[1]) for row in rows if len(row) > 1] == expected
+    others = [r for r in printed if not r.startswith("regression: ")]
+    listed = [li.text() for ul in parse(page).find_all("ul", id="other-reasons") for li in ul.find_all("li")]
+    assert listed == others
+
+
+def test_html_report_lists_guard_failures_under_the_verdict_table(runs: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report.html"
+    proc = sfteval("gate", "--baseline", "v1", "--candidate", "flaky-judge", "--results", str(runs),
+                   "--report", str(out))
+    printed = [line[4:] for line in proc.stdout.splitlines() if line.startswith("  - ")]
+    assert proc.returncode == 1 and any(r.startswith("guard ") for r in printed), proc.stdout
+    check_html_verdict(out.read_text(encoding="utf-8"), printed, passed=False)
+    same = tmp_path / "same.html"
+    assert sfteval("gate", "--baseline", "v1", "--candidate", "v1", "--results", str(runs), "--report",
+                   str(same)).returncode == 0
+    check_html_verdict(same.read_text(encoding="utf-8"), [], passed=True)
+    assert parse(same.read_text(encoding="utf-8")).find("table", id="verdict").rows()[1:] == [["no regressions"]]
 
 
 def test_example_workflow_posts_one_comment_and_fails_through_the_gate() -> None:
@@ -288,6 +315,17 @@ def test_example_workflow_works_when_copied_into_a_training_repository() -> None
         assert used <= known, f"sfteval {words[0]}: unknown options {used - known}"
         if words[0] in ("gate", "diff"):
             assert "${config[@]}" in words  # the optional SFTEVAL_GATE_CONFIG reaches both
+    # A copied workflow must never queue for a self-hosted GPU runner before it is configured, nor run a fork's
+    # code there: every self-hosted job of every example is guarded by the baseline variable and the fork check.
+    examples = sorted((REPO / "examples" / "workflows").glob("*.y*ml"))
+    assert WORKFLOW in examples
+    for path in examples:
+        for name, each in yaml.safe_load(path.read_text())["jobs"].items():
+            runs_on = each["runs-on"]
+            if "self-hosted" in ([runs_on] if isinstance(runs_on, str) else runs_on):
+                guard = each.get("if", "")
+                assert "vars.SFTEVAL_BASELINE != ''" in guard, f"{path.name}: job {name} runs unconfigured"
+                assert "head.repo.full_name == github.repository" in guard, f"{path.name}: job {name} runs forks"
     # sfteval's own pull requests must never queue for a self-hosted GPU runner
     for own in (REPO / ".github" / "workflows").glob("*.y*ml"):
         assert "self-hosted" not in own.read_text(), own

@@ -57,19 +57,23 @@ def test_smollm_judges_a_run_and_its_malformed_outputs_are_unparsed(smollm: Path
     assert {r["status"] for r in judged} <= {"ok", "unparsed"}  # the model answered every time
     assert all(r["raw"] for r in judged)  # the real judge text is kept, parsed or not
     unparsed = [r for r in judged if r["status"] == "unparsed"]
-    for r in unparsed:
-        assert r["scores"] == {} and r["overall"] is None and r["reason"]
-    for r in judged:
-        if r["status"] == "ok":
-            assert all(1 <= v <= 10 for v in r["scores"].values()) and 1 <= r["overall"] <= 10
+    # 32-token answers of a 135M model rarely reach the score dict: there are malformed outputs to check
+    assert unparsed, [r["raw"] for r in judged]
+    for r in judged:  # parsed: scores and overall within 1-10; unparsed: no score at all (never a 0) and a reason
+        parsed = r["status"] == "ok"
+        assert (r["overall"] is not None) == parsed and (parsed or (r["scores"] == {} and r["reason"]))
+        assert all(1 <= v <= 10 for v in r["scores"].values()) and (r["overall"] is None or 1 <= r["overall"] <= 10)
     summary = json.loads((run / "summary.json").read_text())
     rel = summary["judge"]["reliability"]
     assert rel["unparsed"] == len(unparsed) and rel["samples"] == len(judged) and rel["errors"] == 0
     assert "itself" in rel["warnings"][0]  # the judge is the candidate model: flagged
-    for tt, group in summary["task_types"].items():
-        judged_here = [r for r in judged if r["task_type"] == tt or r["task_type"].startswith(tt + "/")]
-        if judged_here and all(r["status"] == "unparsed" for r in judged_here):
-            assert group["metrics"].get("usable") is None and group["metrics"].get("judge:overall") is None
+    # a task_type whose every judgment is unparsed has no judge metrics: excluded, not 0
+    unscored = [tt for tt in summary["task_types"] if all(
+        r["status"] == "unparsed" for r in judged if r["task_type"] == tt or r["task_type"].startswith(tt + "/"))]
+    assert unscored  # at least the task_type of an unparsed item (one item per task_type here)
+    for tt in unscored:
+        metrics = summary["task_types"][tt]["metrics"]
+        assert metrics.get("usable") is None and metrics.get("judge:overall") is None, (tt, metrics)
     assert "## LLM judge" in (run / "report.md").read_text()
 
     before = (run / "judgments.jsonl").read_text()

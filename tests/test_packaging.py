@@ -22,7 +22,7 @@ FOLDERS = ("harness", "judges", "suites")
 def _source_files() -> list[Path]:
     return sorted(p for folder in FOLDERS for p in (REPO / folder).rglob("*") if p.is_file()
                   and "__pycache__" not in p.parts and p.suffix in (".py", ".yaml", ".jsonl", ".md", ".html",
-                                                                      ".css", ".js", ".json"))
+                                                                      ".css", ".js", ".json", ".j2"))
 
 
 @pytest.fixture(scope="module")

@@ -323,6 +323,26 @@ def suite_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def plain_choice_logprobs(model_dir: Path, prompt: str, choices: list[str]) -> dict[str, float]:
+    """sum log P(choice | chat prompt) per choice from one forward pass of plain transformers (no sfteval code)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32).eval()
+    context = tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                      add_generation_prompt=True)
+    ctx = tok(context, add_special_tokens=False)["input_ids"]
+    out = {}
+    for choice in choices:
+        ids = tok(context + choice, add_special_tokens=False)["input_ids"]
+        assert ids[:len(ctx)] == ctx and len(ids) > len(ctx)  # no merge across the boundary
+        with torch.no_grad():
+            logp = model(torch.tensor([ids])).logits[0].log_softmax(-1)
+        out[choice] = sum(logp[i - 1, ids[i]].item() for i in range(len(ctx), len(ids)))
+    return out
+
+
 def test_probe_command_stores_a_run_and_resumes_without_recomputing(tiny_lm: Path, suite_file: Path,
                                                                     tmp_path: Path) -> None:
     args = ["probe", "--model", str(tiny_lm), "--suite", str(suite_file), "--out", str(tmp_path), "--run-name", "p",
@@ -334,7 +354,12 @@ def test_probe_command_stores_a_run_and_resumes_without_recomputing(tiny_lm: Pat
     assert len(lines) == 4 and not (run / "generations.jsonl").exists()
     summary = json.loads((run / "summary.json").read_text())
     assert summary["task_types"]["knowledge/geo"]["metrics"]["probe:ref_tokens"] >= 1
-    assert summary["task_types"]["cls"]["metrics"]["probe:choice_acc"] in (0.0, 1.0)
+    # the choice probe's pick, against log-probs computed here with plain transformers
+    truth = plain_choice_logprobs(tiny_lm, ITEMS[1].prompt, ITEMS[1].choices)
+    [choice] = [json.loads(line) for line in lines if json.loads(line)["kind"] == "choice"]
+    assert choice["choices"] == pytest.approx(truth, abs=1e-4)
+    expected = float(max(truth, key=truth.get) == ITEMS[1].label)
+    assert summary["task_types"]["cls"]["metrics"]["probe:choice_acc"] == expected
     assert summary["probes"]["counts"] == {"reference": {"ok": 3, "error": 0}, "choice": {"ok": 1, "error": 0}}
     assert json.loads((run / "manifest.json").read_text())["status"] == "complete"
     _sfteval(*args, "--resume", "p")

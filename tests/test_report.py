@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from diffkit import Rec, items, write_pairs, write_run
+from htmlkit import Node, parse
 from sfteval.harness.differ import diff_frames, diff_runs
 from sfteval.harness.differ.result import RunInfo
 from sfteval.harness.gate import GateConfig, evaluate
@@ -121,6 +122,92 @@ def test_json_and_html_are_complete(runs: Path, tmp_path: Path) -> None:
         xml.dom.minidom.parseString(svg)  # well-formed inline SVG
     assert page.count("long text") >= 200 and "RATIONALE[v2:" in page
     assert "&lt;tok_1&gt;" in page  # escaped, not markup
+
+
+def verdict_rows(doc: Node) -> dict[tuple[str, str], list[str]]:
+    """(task_type, metric) -> the rest of its row in the verdict table."""
+    return {(r[0], r[1]): r[2:] for r in doc.find("table", id="verdict").rows()[1:]}
+
+
+def test_diff_html_opens_with_a_verdict_table_of_the_regressions(runs: Path, tmp_path: Path) -> None:
+    """Half of the 30 knowledge/likes answers turn wrong (exact match 0, judge 7 -> 2): by hand, knowledge/likes
+    exact match 100% -> 50% (-50 pp), judge 7 -> 4.5; over all 60 items 100% -> 75%."""
+    page, data = tmp_path / "d.html", tmp_path / "d.json"
+    for fmt, out in (("html", page), ("json", data)):
+        sfteval("diff", "v1", "v2", "--results", str(runs), "--format", fmt, "--out", str(out))
+    doc = parse(page.read_text(encoding="utf-8"))
+    body = doc.find("body")
+    first = next(n for n in body.iter() if n.tag in ("table", "h2", "svg", "details", "div"))
+    assert first.tag == "table" and first.attrs["id"] == "verdict"  # the page opens with the verdict
+    regressions = json.loads(data.read_text())["regressions"]
+    caption = first.find("caption").text()
+    assert caption.startswith("FAIL") and f"{len(regressions)} regressions" in caption
+    rows = verdict_rows(doc)
+    assert first.rows()[0] == ["task_type", "metric", "baseline", "candidate", "Δ", "95% CI", "p (Holm)",
+                               "min effect", "n"]
+    label = {"overall": "[overall]", "robustness": "[robustness]"}
+    assert list(rows) == [(label.get(r["kind"], r["group"]), r["metric"]) for r in regressions]  # one row each
+    assert rows[("knowledge/likes", "rule:exact_match")][:3] == ["100.0%", "50.0%", "-50.0 pp"]
+    assert rows[("knowledge/likes", "rule:exact_match")][-1] == "30"
+    assert rows[("knowledge/likes", "judge:overall")][:3] == ["7.00", "4.50", "-2.5"]
+    assert rows[("[overall]", "rule:exact_match")][:3] == ["100.0%", "75.0%", "-25.0 pp"]
+    lo, hi = (float(x) for x in rows[("knowledge/likes", "rule:exact_match")][3].strip("[]").split(","))
+    assert lo < -50 < hi < 0  # the interval holds the delta and excludes 0
+    assert "regression: " not in body.text()  # no sentence per regression any more
+
+
+def test_diff_html_heatmap_scales_to_the_page_width() -> None:
+    """Many metrics make the heatmap wider than the page: it is drawn in a viewBox and shown at 100% width
+    (never wider than its natural size), keeping its aspect ratio."""
+    diff = huge_diff(6)
+    doc = parse(diff_html(diff, evaluate(diff, GateConfig())))
+    heatmap = doc.find("div", id="heatmap").find("svg")
+    _, _, width, height = (float(v) for v in heatmap.attrs["viewbox"].split())
+    assert heatmap.attrs["width"] == "100%" and "height" not in heatmap.attrs
+    assert f"max-width:{width:.0f}px" in heatmap.attrs["style"] and "height:auto" in heatmap.attrs["style"]
+    assert width > 0 and height > 0
+    labels = [t.text() for t in heatmap.find_all("text")]
+    assert "judge:factuality" in labels and "  area0/type-0" in labels  # rows and columns both drawn
+
+
+HOSTILE = "<script>alert(1)</script>"
+ONERROR = '<img src=x onerror="alert(2)">'
+
+
+def test_model_and_suite_text_is_escaped_in_the_html_pages(tmp_path: Path) -> None:
+    """Answers, prompts, references, ids, task_type and run names are untrusted: they reach the page as text,
+    never as markup (no script element, no event-handler attribute anywhere, SVG included)."""
+    tt = f"knowledge/{ONERROR}"
+    its = [{"id": f"{HOSTILE}-{i}", "task_type": tt if i < 20 else "chat", "prompt": f"{HOSTILE} prompt {i}",
+            "reference": f"{ONERROR} reference {i}"} for i in range(30)]
+    name = f"cand {ONERROR}"
+    write_run(tmp_path, "base", its, {it["id"]: Rec(answer=f"fine {i}", exact=1.0, judge=8) for i, it in enumerate(its)},
+              judged=True)
+    write_run(tmp_path, name, its, {it["id"]: Rec(answer=f"{HOSTILE} {ONERROR} {i}", exact=0.0 if i < 20 else 1.0,
+                                                  judge=2 if i < 20 else 8) for i, it in enumerate(its)}, judged=True)
+    pages = []
+    for args in (["diff", "base", name], ["report", name]):
+        out = tmp_path / f"{args[0]}.html"
+        sfteval(*args, "--results", str(tmp_path), "--format", "html", "--out", str(out))
+        pages.append(out.read_text(encoding="utf-8"))
+    for page in pages:
+        doc = parse(page)
+        tags = list(doc.iter())
+        assert not [n.tag for n in tags if n.tag in ("script", "img", "iframe", "object")]
+        assert not [(n.tag, a) for n in tags for a in n.attrs if a.lower().startswith("on")]
+        assert ONERROR in doc.text()  # shown as text
+        for svg in re.findall(r"<svg.*?</svg>", page, flags=re.S):
+            xml.dom.minidom.parseString(svg)
+    diff_doc = parse(pages[0])
+    assert (tt, "rule:exact_match") in verdict_rows(diff_doc)  # the task_type, as text, in the verdict table
+    assert any(n.tag == "text" and n.text().strip() == tt for n in diff_doc.find("div", id="heatmap").iter())
+    flips = diff_doc.find_all("details")
+    assert flips and all(HOSTILE in f.find("summary").text() for f in flips)  # item ids
+    texts = [p.text() for f in flips for p in f.find_all("pre")]
+    assert any(t.startswith(f"{HOSTILE} prompt") for t in texts) and any(t.startswith(ONERROR) for t in texts)
+    assert any(t.startswith(f"{HOSTILE} {ONERROR}") for t in texts)  # the candidate's answer
+    assert any(f"RATIONALE[{name}:{HOSTILE}" in t for t in texts)  # the judge's rationale
+    assert name in diff_doc.find("h1").text()
 
 
 def huge_diff(n_task_types: int = 200, per_type: int = 40) -> Any:

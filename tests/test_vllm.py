@@ -239,3 +239,21 @@ def test_quiet_vllm_run_prints_only_its_final_line(demo_checkpoints: dict[str, P
                           timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stderr == "" and proc.stdout == f"run: {runs_dir / 'vllm-quiet'}  (summary.json, report.md)\n"
+
+
+def test_the_stand_in_sampling_params_of_the_fast_tests_match_vllms() -> None:
+    """tests/test_vllm_backend.py checks the backend's SamplingParams keywords against a stand-in: every name it
+    accepts must be a real vllm.SamplingParams field, and the real class must reject others as the stand-in does."""
+    from test_vllm_backend import SAMPLING_FIELDS
+    from vllm_env import vllm_env
+
+    probe = ("import json, vllm\n"
+             "try:\n    vllm.SamplingParams(temprature=0.5)\n    error = None\n"
+             "except TypeError as e:\n    error = str(e)\n"
+             "print(json.dumps({'fields': list(vllm.SamplingParams.__struct_fields__), 'error': error}))\n")
+    proc = subprocess.run([str(vllm_python()), "-c", probe], cwd=REPO, env=vllm_env(), capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    real = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert set(SAMPLING_FIELDS) <= set(real["fields"]), set(SAMPLING_FIELDS) - set(real["fields"])
+    assert real["error"] is not None and "temprature" in real["error"]

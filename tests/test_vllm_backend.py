@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 import types
+from dataclasses import dataclass, fields
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -20,6 +21,57 @@ from sfteval.harness.backends.vllm_backend import VLLMBackend, VLLMOptions, engi
 from sfteval.harness.models import SamplingParams
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()
+
+
+@dataclass(kw_only=True)
+class StandInSamplingParams:
+    """``vllm.SamplingParams`` as far as the backend may use it: the real field names, and like the real one (a
+    msgspec Struct) a TypeError for any other keyword, so a misspelt field fails here as it would on vLLM.
+
+    The fields are those vLLM has had from 0.10 (the oldest supported) to 0.32 (test_vllm.py checks them against
+    the real class). Unset fields stay ``UNSET`` so a test sees exactly what the backend sent."""
+
+    n: Any = UNSET
+    presence_penalty: Any = UNSET
+    frequency_penalty: Any = UNSET
+    repetition_penalty: Any = UNSET
+    temperature: Any = UNSET
+    top_p: Any = UNSET
+    top_k: Any = UNSET
+    min_p: Any = UNSET
+    seed: Any = UNSET
+    stop: Any = UNSET
+    stop_token_ids: Any = UNSET
+    bad_words: Any = UNSET
+    include_stop_str_in_output: Any = UNSET
+    ignore_eos: Any = UNSET
+    max_tokens: Any = UNSET
+    min_tokens: Any = UNSET
+    logprobs: Any = UNSET
+    prompt_logprobs: Any = UNSET
+    detokenize: Any = UNSET
+    skip_special_tokens: Any = UNSET
+    spaces_between_special_tokens: Any = UNSET
+    logit_bias: Any = UNSET
+    allowed_token_ids: Any = UNSET
+    extra_args: Any = UNSET
+    output_kind: Any = UNSET
+
+
+SAMPLING_FIELDS = tuple(f.name for f in fields(StandInSamplingParams))
+
+
+def sent(params: StandInSamplingParams) -> dict[str, Any]:
+    """The fields a request set explicitly."""
+    return {k: v for k, v in vars(params).items() if v is not UNSET}
 
 
 class FakeLLM:
@@ -37,7 +89,9 @@ class FakeLLM:
         FakeLLM.instances.append(self)
 
     def get_default_sampling_params(self) -> Any:
-        return SimpleNamespace(temperature=0.7, top_p=0.8, top_k=20, max_tokens=16)  # a generation_config.json
+        return StandInSamplingParams(  # vLLM's defaults updated from a generation_config.json
+            temperature=0.7, top_p=0.8, top_k=20, min_p=0.0, repetition_penalty=1.0, presence_penalty=0.0,
+            frequency_penalty=0.0, max_tokens=16, seed=None, stop=[], stop_token_ids=[])
 
     def generate(self, prompts: list[dict], params: Any, *, use_tqdm: bool, lora_request: Any) -> list[Any]:
         self.calls.append((prompts, params, lora_request))
@@ -68,7 +122,7 @@ def fake_vllm(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
     mod = types.ModuleType("vllm")
     mod.__version__ = "0.0-fake"  # type: ignore[attr-defined]
     mod.LLM = FakeLLM  # type: ignore[attr-defined]
-    mod.SamplingParams = lambda **kw: SimpleNamespace(**kw)  # type: ignore[attr-defined]
+    mod.SamplingParams = StandInSamplingParams  # type: ignore[attr-defined]
     lora = types.ModuleType("vllm.lora.request")
     lora.LoRARequest = lambda name, i, path: SimpleNamespace(lora_name=name, lora_int_id=i, lora_path=path)  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "vllm", mod)
@@ -95,7 +149,7 @@ def test_one_generate_call_token_ids_and_every_sampling_field_explicit(fake_vllm
     assert len(llm.calls) == 1  # one call: vLLM batches everything
     prompts, params, lora = llm.calls[0]
     assert prompts == [{"prompt_token_ids": [1, 2, 3]}, {"prompt_token_ids": [4, 5]}] and lora is None
-    assert vars(params[1]) == {"n": 1, "temperature": 0.8, "top_p": 0.9, "top_k": 0, "min_p": 0.0,
+    assert sent(params[1]) == {"n": 1, "temperature": 0.8, "top_p": 0.9, "top_k": 0, "min_p": 0.0,
                                "repetition_penalty": 1.0, "presence_penalty": 0.0, "frequency_penalty": 0.0,
                                "max_tokens": 5, "seed": 7, "stop": ["\n"]}
     assert [(r.key, r.text, r.prompt_tokens, r.completion_tokens, r.finish_reason) for r in results] == [
@@ -104,6 +158,12 @@ def test_one_generate_call_token_ids_and_every_sampling_field_explicit(fake_vllm
     s = b.effective_settings()
     assert s["engine_default_sampling"]["temperature"] == 0.7 and len(s["sampling_sent"]) == 2
     json.dumps(s)  # goes to the manifest as is
+
+
+def test_the_stand_in_rejects_a_field_vllm_does_not_have() -> None:
+    with pytest.raises(TypeError, match="temprature"):
+        StandInSamplingParams(temprature=0.5)
+    assert sent(StandInSamplingParams(temperature=0.5)) == {"temperature": 0.5}
 
 
 def test_a_bad_request_is_isolated_and_a_too_long_one_never_sent(fake_vllm: Any, tmp_path: Path) -> None:
@@ -120,7 +180,8 @@ def test_prompt_logprobs_of_the_continuation_with_greedy_from_rank(fake_vllm: An
     [r] = list(b.logprobs([LogprobRequest("k", context_ids=[10, 11, 12], continuation_ids=[13, 14])]))
     assert r.token_logprobs == [-1.5, -2.0] and r.greedy == [True, False]  # positions 3 and 4; rank 1 = greedy
     _, params, _ = FakeLLM.instances[0].calls[0]
-    assert (params.prompt_logprobs, params.max_tokens) == (1, 1)  # max_tokens=0 is rejected by vLLM
+    assert sent(params) == {"max_tokens": 1, "temperature": 0.0, "prompt_logprobs": 1,  # max_tokens=0 is rejected
+                            "detokenize": False}
     empty = list(b.logprobs([LogprobRequest("e", context_ids=[], continuation_ids=[1])]))
     assert "empty context" in (empty[0].error or "")
 

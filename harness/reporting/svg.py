@@ -21,6 +21,15 @@ def _esc(s: object) -> str:
     return html.escape(str(s), quote=True)
 
 
+def _open(width: float, height: float, title: str, font_size: int, fit: bool) -> str:
+    """The <svg> tag. ``fit``: drawn in a viewBox and shown at most at its natural width, shrinking with the page
+    (a heatmap of many metrics would otherwise overflow it); else at its natural size."""
+    size = (f'width="100%" style="{FONT};font-size:{font_size}px;max-width:{width:.0f}px;height:auto"' if fit else
+            f'width="{width:.0f}" height="{height:.0f}" style="{FONT};font-size:{font_size}px"')
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:.0f} {height:.0f}" {size} role="img">'
+            f'<title>{_esc(title)}</title>')
+
+
 def _mix(rgb: tuple[int, int, int], t: float) -> str:
     t = max(0.0, min(1.0, t))
     r, g, b = (round(255 + (c - 255) * t) for c in rgb)
@@ -44,8 +53,7 @@ def heatmap(rows: Sequence[str], cols: Sequence[str], scores: Sequence[Sequence[
     top = min(220, 12 + 6 * max((len(c) for c in cols), default=4))
     width = left + cw * len(cols) + 10 + int(4.5 * max((len(c) for c in cols), default=4))  # rotated labels
     height = top + ch * len(rows) + 10
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
-           f'style="{FONT};font-size:11px"><title>delta per task_type and metric</title>']
+    out = [_open(width, height, "delta per task_type and metric", 11, fit=True)]
     for j, c in enumerate(cols):
         x = left + cw * j + cw / 2
         out.append(f'<text transform="translate({x:.0f},{top - 6}) rotate(-50)">{_esc(c)}</text>')
@@ -72,8 +80,7 @@ def paired_bars(labels: Sequence[str], a: Sequence[Optional[float]], b: Sequence
     bw, bh = 320, 9
     left = min(260, 12 + 7 * max((len(x) for x in labels), default=4))
     height = 34 + len(labels) * (2 * bh + 8)
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + bw + 80}" height="{height}" role="img" '
-           f'style="{FONT};font-size:11px"><title>{_esc(title)}</title>',
+    out = [_open(left + bw + 80, height, title, 11, fit=True),
            f'<text x="4" y="14" font-weight="bold">{_esc(title)}</text>',
            f'<rect x="{left}" y="20" width="10" height="8" fill="{COLOR_A}"/>'
            f'<text x="{left + 14}" y="28">{_esc(names[0])}</text>',
@@ -105,8 +112,7 @@ def histogram(title: str, labels: Sequence[str], a: Sequence[int], b: Optional[S
     left, top, h_plot = 44, 40, 120
     w_plot = max(200, gw * n)
     x_start = left + (w_plot - gw * n) / 2
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + w_plot + 12}" height="{top + h_plot + 44}" '
-           f'role="img" style="{FONT};font-size:10px"><title>{_esc(title)}</title>',
+    out = [_open(left + w_plot + 12, top + h_plot + 44, title, 10, fit=False),
            f'<text x="4" y="13" font-weight="bold" font-size="11">{_esc(title)}</text>',
            f'<line x1="{left}" y1="{top + h_plot}" x2="{left + w_plot}" y2="{top + h_plot}" stroke="#888"/>',
            f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + h_plot}" stroke="#888"/>',

@@ -6,23 +6,25 @@ requests cost no threads), or in its own process for benchmarks::
 
     python -m servers --latency 0.05 --port 0     # (cwd tests/) prints its base URL
 
-Replies come from a handler callable (see protocol.py); every request is logged in ``requests``.
+Replies come from a handler callable (see protocol.py), or a coroutine function when a test must hold replies
+on the server's loop (e.g. until a batch of requests is in flight); every request is logged in ``requests``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import json
 import threading
 import time
 import traceback
-from typing import Any, Callable, Optional
+from typing import Any, Awaitable, Callable, Optional, Union
 
 from .protocol import Answer, Reply, ReplyLike, Request, as_reply, error_body, full_body, stream_events
 from .toy import ToyModel
 
-Handler = Callable[[Request], ReplyLike]
+Handler = Callable[[Request], Union[ReplyLike, Awaitable[ReplyLike]]]
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 408: "Request Timeout",
             429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
 
@@ -54,6 +56,10 @@ class OpenAIServer:
     def generation_requests(self) -> list[Request]:
         """Requests to /completions or /chat/completions, in arrival order."""
         return [r for r in self.requests if r.is_chat or r.is_completion]
+
+    def open_connections(self) -> int:
+        """Client connections still open (a client that closed its HTTP pool leaves none)."""
+        return len(self._conns)
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> "OpenAIServer":
@@ -137,7 +143,8 @@ class OpenAIServer:
             await self._send(writer, Reply(200, data), keep)
             return keep
         try:
-            reply = as_reply(self.handler(req))
+            got = self.handler(req)
+            reply = as_reply(await got if inspect.isawaitable(got) else got)
         except Exception as e:  # a bug in a test handler must be visible, not a hang
             traceback.print_exc()
             reply = Reply(500, error_body(f"handler raised {type(e).__name__}: {e}"))
