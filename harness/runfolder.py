@@ -20,7 +20,7 @@ from .report import run_report_markdown
 from .scoring import group_metrics, item_frame, summarize
 from .stages.base import RunRecords, Stage
 from .stages.registry import stages as registered_stages
-from .store import REPORT, SUMMARY, RunStore, StoreError
+from .store import MANIFEST, REPORT, SUMMARY, RunStore, StoreError
 from .summary import RunSummary
 
 
@@ -35,7 +35,7 @@ class RunFolder(RunStore):
     def open(cls, spec: Union[str, Path], results: Path = Path("results")) -> "RunFolder":
         """A finished or unfinished run by folder path, or by id under ``results``."""
         path = Path(spec)
-        folder = cls(path if (path / "manifest.json").exists() else Path(results) / spec)
+        folder = cls(path if (path / MANIFEST).exists() else Path(results) / spec)
         if not folder.exists():
             raise StoreError(f"no run found at {spec} (nor {Path(results) / spec})")
         return folder
@@ -44,7 +44,7 @@ class RunFolder(RunStore):
         try:
             return self.read_manifest()
         except ValidationError as e:
-            raise StoreError(f"{self.path / 'manifest.json'}: not a run manifest this sfteval can read: "
+            raise StoreError(f"{self.path / MANIFEST}: not a run manifest this sfteval can read: "
                              f"{_first_error(e)}") from None
 
     def items(self) -> list[Item]:
