@@ -12,7 +12,8 @@ import pandas as pd
 SCHEMA_VERSION = 1
 CELL_COLUMNS = ["group", "kind", "same_as", "metric", "n", "mean_a", "mean_b", "delta", "ci_low", "ci_high", "p_value",
                 "p_holm", "test", "strata", "binary", "direction", "min_effect", "relative", "threshold", "alpha", "gate",
-                "effect", "significant", "status"]
+                "effect", "significant", "status", "spread", "mde", "n_needed", "blind", "length_adjusted_delta",
+                "length_adjusted_ci_low", "length_adjusted_ci_high", "length_slope", "length_sign_flip"]
 
 
 @dataclass
