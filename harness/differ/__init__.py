@@ -139,8 +139,10 @@ def _counts(v: np.ndarray, values: np.ndarray) -> list[int]:
 
 
 def diff_runs(store_a: RunStore, store_b: RunStore, config: Optional[GateConfig] = None, *, top: int = 10,
-              log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> DiffResult:
-    """Load two runs and diff them: A is the baseline, B the candidate."""
+              log: Callable[[str], None] = lambda m: print(m, file=sys.stderr), train_a: Any = None,
+              train_b: Any = None) -> DiffResult:
+    """Load two runs and diff them: A is the baseline, B the candidate. ``train_a`` / ``train_b``: the runs'
+    training sets (harness.traindata.TrainingSet), for the training mix and the flipped items' neighbours."""
     from .load import RecordTexts, changed_items, find_pairs, load_run
     from .pairs import read_pairwise
 
@@ -178,4 +180,8 @@ def diff_runs(store_a: RunStore, store_b: RunStore, config: Optional[GateConfig]
     for side, info in (("baseline", ra.info), ("candidate", rb.info)):
         for w in info.judge_warnings:
             result.warnings.append(f"judge ({side}): {w}")
+    if train_a is not None or train_b is not None:
+        from .training import add_training
+
+        add_training(result, train_a, train_b)
     return result

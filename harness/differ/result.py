@@ -78,6 +78,7 @@ class DiffResult:
     pairwise: Optional[Pairwise] = None
     distributions: dict[str, Any] = field(default_factory=dict)
     group_sizes: dict[str, int] = field(default_factory=dict)
+    training: Optional[dict[str, Any]] = None  # differ/training.py: the training mix and flipped items' neighbours
 
     @property
     def suite_match(self) -> bool:
@@ -155,6 +156,7 @@ class DiffResult:
                         "worse_total": self.n_worse, "better_total": self.n_better},
             "pairwise": asdict(self.pairwise) if self.pairwise else None,
             "distributions": self.distributions,
+            "training": self.training,
         })
 
 

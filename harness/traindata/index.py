@@ -12,8 +12,8 @@ milliseconds on 2 cores):
 2. retrieval: TF-IDF over word tokens (scikit-learn's HashingVectorizer into 2^20 columns, so no
    vocabulary is held, then TfidfTransformer: sublinear tf, smoothed idf, l2 rows), stored term-major
    (the transpose in CSR is an inverted index): a query's score for every row is one sparse product over
-   the postings of its terms only. Terms in more than ``COMMON`` of the rows (the, what, is) are skipped
-   at query time when the query has rarer ones: they barely move a cosine and their postings are most of
+   the postings of its terms only. In sets of ``COMMON_MIN_ROWS`` or more, terms in more than ``COMMON`` of
+   the rows (the, what, is) are skipped at query time when the query has rarer ones: they barely move a cosine and their postings are most of
    the work. The best ``CANDIDATES`` rows by cosine go to step 3;
 3. re-ranking by the exact Jaccard similarity of character shingles (harness.suitetools.textsim, the
    suite lint's near-duplicate measure), which also tells "4+3=" from "3+4=". A neighbour at
@@ -37,6 +37,7 @@ from .textkeys import token_key, tokens
 N_FEATURES = 1 << 20
 CANDIDATES = 50
 COMMON = 0.1
+COMMON_MIN_ROWS = 10_000  # below this every query term is used: the postings are short anyway
 NEAR_DUPLICATE = 0.8
 _CHUNK = 50_000
 
@@ -110,7 +111,7 @@ class TrainingIndex:
         """The ``k`` training rows most similar to ``prompt``, most similar first."""
         q = self._tfidf.transform(self._vectorizer.transform([tokens(prompt)]))
         terms, weights = q.indices, q.data
-        if terms.size:
+        if terms.size and len(self.ts) >= COMMON_MIN_ROWS:
             rare = self._df[terms] <= COMMON * len(self.ts)
             if rare.any():
                 terms, weights = terms[rare], weights[rare]
