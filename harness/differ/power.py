@@ -40,7 +40,6 @@ from scipy import optimize, special
 POWER = 0.8
 ARE_WILCOXON = 3.0 / math.pi  # asymptotic relative efficiency of the signed-rank test vs the t-test (normal)
 EXACT_MAX_N = 1000  # exact McNemar power up to this many pairs; the normal approximation above
-EXACT_N_NEEDED = 300  # items needed: searched with the exact power below this, the normal formula above
 MAX_N = 10_000_000  # "items needed" beyond this is reported as unreachable (None)
 
 
@@ -49,13 +48,14 @@ MAX_N = 10_000_000  # "items needed" beyond this is reported as unreachable (Non
 def _critical(level: float) -> np.ndarray:
     """For D = 0..EXACT_MAX_N discordant pairs: the largest k with 2 * P(Bin(D, 1/2) <= k) <= level, i.e.
     McNemar's exact test rejects when min(b01, b10) <= k (-1: it never rejects)."""
-    D = np.arange(EXACT_MAX_N + 1, dtype=np.float64)
-    k = np.floor(special.bdtrik(level / 2, D, 0.5))
-    k = np.nan_to_num(k, nan=-1.0)
+    D = np.arange(EXACT_MAX_N + 1, dtype=np.int64)
+    k = np.nan_to_num(np.floor(special.bdtrik(level / 2, D.astype(np.float64), 0.5)), nan=-1.0).astype(np.int64)
+    k = np.clip(k, -1, D)
     for _ in range(3):  # bdtrik is a continuous inverse: settle on the exact integer
-        k = np.where((k + 1 <= D) & (special.bdtr(k + 1, D, 0.5) <= level / 2 * (1 + 1e-12)), k + 1, k)
+        up = np.minimum(k + 1, D)
+        k = np.where((k + 1 <= D) & (special.bdtr(up, D, 0.5) <= level / 2 * (1 + 1e-12)), k + 1, k)
         k = np.where((k >= 0) & (special.bdtr(np.maximum(k, 0), D, 0.5) > level / 2 * (1 + 1e-12)), k - 1, k)
-    return np.where(D > 0, k, -1.0)
+    return np.where(D > 0, k, -1)
 
 
 def _normal_power(n: float, p: float, delta: float, level: float) -> float:
@@ -74,12 +74,12 @@ def mcnemar_power(n: int, p_disc: float, delta: float, level: float) -> float:
     if n > EXACT_MAX_N:
         return _normal_power(n, p, delta, level)
     pi = min(1.0, (p + delta) / (2 * p))
-    D = np.arange(n + 1, dtype=np.float64)
+    D = np.arange(n + 1, dtype=np.int64)
     weight = np.exp(special.gammaln(n + 1) - special.gammaln(D + 1) - special.gammaln(n - D + 1)
                     + special.xlogy(D, p) + special.xlog1py(n - D, -p))
     k = _critical(level)[: n + 1]
     ok = k >= 0
-    reject = np.zeros_like(D)
+    reject = np.zeros(D.size)
     # reject when the count favouring either side is <= k: X <= k or X >= D - k, X ~ Bin(D, pi)
     reject[ok] = special.bdtr(k[ok], D[ok], pi) + special.bdtrc(D[ok] - k[ok] - 1, D[ok], pi)
     return float(np.clip(weight @ np.minimum(reject, 1.0), 0.0, 1.0))
@@ -103,9 +103,10 @@ def mcnemar_n(p_disc: float, delta: float, level: float, power: float = POWER) -
     p = min(1.0, max(p_disc, delta))
     za, zb = special.ndtri(1 - level / 2), special.ndtri(power)
     approx = math.ceil(((za * math.sqrt(p) + zb * math.sqrt(max(p - delta * delta, 0.0))) / delta) ** 2)
-    if approx > EXACT_N_NEEDED:
+    if approx > EXACT_MAX_N:
         return approx if approx <= MAX_N else None
-    return _smallest_n(lambda n: mcnemar_power(n, p_disc, delta, level) >= power, max(1, approx // 2))
+    return _smallest_n(lambda n: mcnemar_power(n, p_disc, delta, level) >= power, max(2, int(approx * 1.25)),
+                       low=int(approx * 0.75))
 
 
 # -- Wilcoxon signed-rank (other metrics) ------------------------------------------------------------------
@@ -128,10 +129,12 @@ def wilcoxon_n(sd: float, delta: float, level: float, power: float = POWER) -> O
     return _smallest_n(lambda n: n >= 2 and wilcoxon_mde(n, sd, level, power) <= delta, approx)
 
 
-def _smallest_n(ok: Callable[[int], bool], start: int) -> Optional[int]:
+def _smallest_n(ok: Callable[[int], bool], start: int, low: int = 0) -> Optional[int]:
     """The smallest n with ok(n), from a guess by doubling then bisection (power grows with n, up to
-    McNemar's sawtooth)."""
-    lo, hi = 0, max(2, start)
+    McNemar's sawtooth); ``low``: an n known (or taken) to fall short."""
+    lo, hi = max(0, low), max(2, start)
+    if lo >= hi or ok(lo):
+        lo = 0
     while not ok(hi):
         lo, hi = hi, hi * 2
         if hi > MAX_N:
