@@ -125,8 +125,12 @@ def _fit(y: np.ndarray, X: np.ndarray, clusters: np.ndarray, confidence: float) 
     from scipy import special, stats as sps
     from statsmodels.tools.sm_exceptions import PerfectSeparationWarning
 
-    keep = [j for j in range(X.shape[1]) if np.ptp(X[:, j]) > 0]
-    design = np.column_stack([np.ones(len(y))] + [X[:, j] for j in keep])
+    design = np.ones((len(y), 1))
+    for j in range(X.shape[1]):  # covariates that vary and add information (two identical counts: one column)
+        if np.ptp(X[:, j]) > 0:
+            trial = np.column_stack([design, X[:, j]])
+            if np.linalg.matrix_rank(trial) == trial.shape[1]:
+                design = trial
     if np.ptp(y) == 0:  # every pair the same outcome: that is the rate at any length
         v = float(y[0])
         return v, v, v

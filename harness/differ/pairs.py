@@ -30,9 +30,11 @@ _INVERT = {"win": "loss", "loss": "win", "tie": "tie", None: None}
 
 
 def read_pairwise(folder: Path, inverted: bool, groups_of: dict[str, list[tuple[str, str]]], *, seed: int,
-                  n_resamples: int, confidence: float, same_as: Optional[dict[str, str]] = None) -> Optional[Pairwise]:
+                  n_resamples: int, confidence: float, same_as: Optional[dict[str, str]] = None,
+                 answers: Optional[dict[str, str]] = None) -> Optional[Pairwise]:
     """``groups_of``: item id -> [(kind, group name)] for the items the diff pairs; ``same_as``: first level ->
-    its only second level, whose numbers it takes (marked ``same_as``, as the diff's cells)."""
+    its only second level, whose numbers it takes (marked ``same_as``, as the diff's cells); ``answers``:
+    generation key -> answer text of both runs, for the style-controlled rate (lengths come from the rows)."""
     same_as = same_as or {}
     rows = list(iter_jsonl(folder / PAIR_ITEMS))
     if not rows:
