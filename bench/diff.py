@@ -2,6 +2,9 @@
 
     python bench/diff.py [--items 100000] [--task-types 20] [--dims 6] [--full] [--repeat 1]
 
+Every cell also gets its minimum detectable effect and items needed (harness/differ/power.py), and with
+``--full`` (answer lengths present) every judge cell its length-adjusted delta.
+
 Default shape: 100k paired items x 6 judge dimensions (1-10) + judge:overall + usable, over 20
 two-level task_types (5 first levels) with 5% robustness items, 2000 resamples, Holm over all cells, and
 the top-10 flipped items with their texts. ``--full`` adds what a real judged + probed run also has:

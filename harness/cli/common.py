@@ -94,3 +94,42 @@ def add_options(options: list[Callable[[Any], Any]]) -> Callable[[Any], Any]:
 def results_option(help_text: str = "Results root that run names are looked up in.") -> Callable[[Any], Any]:
     return click.option("--results", default="results", show_default=True,
                         type=click.Path(file_okay=False, path_type=Path), help=help_text)
+
+
+def train_data_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--train-data RUN=PATH (repeatable) and --train-map FIELD=COLUMN (repeatable), for diff and trend."""
+    fn = click.option("--train-map", "train_map", multiple=True, metavar="FIELD=COLUMN",
+                      help="Training-data column of FIELD (task_type, messages, prompt, system, answer), as the "
+                           "importers' --map: --train-map task_type=category --train-map answer=output.")(fn)
+    return click.option("--train-data", "train_data", multiple=True, metavar="RUN=PATH",
+                        help="The training data RUN was trained on: a JSONL, JSON, CSV or Parquet file or a dataset "
+                             "folder with a task_type column and messages or prompt/answer columns. Repeatable, one "
+                             "per run.")(fn)
+
+
+def load_train_data(pairs: tuple[str, ...], field_pairs: tuple[str, ...],
+                    runs: dict[str, tuple[str, ...]]) -> dict[str, Any]:
+    """``--train-data`` pairs loaded per run key; ``runs``: run key -> the names RUN may use for it (the
+    argument as given, the run id, the folder name). An unknown run or a bad file is a user error."""
+    if not pairs:
+        return {}
+    from ..traindata import load_training, parse_map
+
+    try:
+        field_map = parse_map(field_pairs)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--train-map") from None
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, path = pair.partition("=")
+        if not sep or not name.strip() or not path.strip():
+            raise click.BadParameter(f"expected RUN=PATH, got {pair!r}", param_hint="--train-data")
+        key = next((k for k, names in runs.items() if name.strip() in names), None)
+        if key is None:
+            known = ", ".join(sorted({n for names in runs.values() for n in names}))
+            raise click.BadParameter(f"{name.strip()!r} is none of the runs compared ({known})",
+                                     param_hint="--train-data")
+        if key in out:
+            raise click.BadParameter(f"two training sets for run {name.strip()!r}", param_hint="--train-data")
+        out[key] = load_training(path.strip(), field_map)
+    return out

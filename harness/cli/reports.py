@@ -13,7 +13,7 @@ from typing import Any, Callable, Optional
 
 import click
 
-from .common import emit, friendly
+from .common import emit, friendly, load_train_data, train_data_options
 
 FORMATS = click.Choice(["md", "json", "html"])
 
@@ -62,13 +62,19 @@ def render_diff(diff: Any, verdict: Any, fmt: str, max_chars: int) -> str:
     return diff_markdown(diff, verdict, limit=max_chars)
 
 
-def _run_diff(run_a: str, run_b: str, results: Path, config: Any, top: int) -> tuple[Any, Any]:
+def _run_diff(run_a: str, run_b: str, results: Path, config: Any, top: int, train_data: tuple[str, ...] = (),
+              train_map: tuple[str, ...] = ()) -> tuple[Any, Any]:
     from ..differ import diff_runs
     from ..gate import evaluate
     from ..runfolder import RunFolder
 
     a, b = RunFolder.open(run_a, results), RunFolder.open(run_b, results)
-    diff = diff_runs(a, b, config, top=top, log=lambda m: click.secho(m, err=True, fg="yellow", bold=True))
+    names = {k: (arg, f.run_id, f.path.name) for k, arg, f in (("a", run_a, a), ("b", run_b, b))}
+    if run_a == run_b:
+        names = {"b": names["b"]}
+    train = load_train_data(train_data, train_map, names)
+    diff = diff_runs(a, b, config, top=top, log=lambda m: click.secho(m, err=True, fg="yellow", bold=True),
+                     train_a=train.get("a"), train_b=train.get("b"))
     return diff, evaluate(diff, config)
 
 
@@ -101,11 +107,19 @@ Examples:
   sfteval diff results/v1 results/v2 --format html --out diff.html
   sfteval diff v1 v2 --format json --out diff.json --config gate.yaml
   sfteval diff v1 v2 --min-effect usable=0.03 --min-effect gen:ttft_s=25% --alpha 0.01
+  sfteval diff v1 v2 --train-data v1=data/sft_v1.jsonl --train-data v2=data/sft_v2.parquet \\
+      --train-map task_type=category
 
 \b
 RUN_A is the baseline, RUN_B the candidate; every delta is B - A. A cell is a
 regression when its drop is larger than the metric's minimum effect and
-significant after Holm correction over all cells.
+significant after Holm correction over all cells. Every cell also has its
+minimum detectable effect (MDE, 80% power at Holm's first-step level) and the
+items it would need for its minimum effect; a cell whose MDE is larger is
+marked blind. Judge cells carry a length-adjusted delta, pairwise groups
+length- and style-controlled win rates. With --train-data, the training mix
+per task_type stands next to the deltas and each flipped item shows its
+nearest training examples.
 """
 
 
@@ -118,15 +132,16 @@ significant after Holm correction over all cells.
 @click.option("--max-chars", default=65_536, show_default=True, type=click.IntRange(2000),
               help="Markdown size limit (GitHub comments hold 65,536 characters); longer reports are cut with a note.")
 @stat_options
+@train_data_options
 def diff_cmd(run_a: str, run_b: str, fmt: str, out: Optional[Path], max_chars: int, config_path: Optional[Path],
              min_effect: tuple[str, ...], alpha: Optional[float], top: int, seed: Optional[int],
-             resamples: Optional[int], results: Path) -> None:
+             resamples: Optional[int], results: Path, train_data: tuple[str, ...], train_map: tuple[str, ...]) -> None:
     """Compare two runs per task_type x metric: deltas, intervals, p-values, flipped items."""
 
     @friendly
     def go() -> None:
         config = _config(config_path, alpha, min_effect, seed, resamples)
-        diff, verdict = _run_diff(run_a, run_b, results, config, top)
+        diff, verdict = _run_diff(run_a, run_b, results, config, top, train_data, train_map)
         emit(render_diff(diff, verdict, fmt, max_chars), out)
 
     go()

@@ -219,3 +219,79 @@ def suites_list() -> None:
     for name in list_builtin_suites():
         s = load_suite(name)
         click.echo(f"{name:16} {len(s.items):5} items  {s.config.description.splitlines()[0] if s.config.description else ''}")
+
+
+PLAN_EPILOG = """
+\b
+Examples:
+  sfteval suites plan general-zh --baseline v1                 # items needed per task_type, headline metric
+  sfteval suites plan my_suite/ --baseline v1 --min-effect usable=0.03 --metric usable
+  sfteval suites plan my_suite/ --baseline v1 --candidate v2   # spread measured from a real pair of runs
+
+\b
+For each task_type: the items the suite has, the minimum detectable effect
+(MDE, 80% power) of the diff's paired test with them, the metric's minimum
+effect, and the items needed to see it. Without --candidate, two checkpoints
+are assumed to err independently (discordance 2p(1-p)): hard task_types
+(accuracy near 50%) need the most items.
+"""
+
+
+@suites_group.command("plan", epilog=PLAN_EPILOG)
+@click.argument("suite", metavar="SUITE")
+@click.option("--baseline", required=True, metavar="RUN", help="A run of this suite: the per-item outcomes.")
+@click.option("--candidate", metavar="RUN", help="A second run: measure the paired spread instead of assuming it.")
+@click.option("--metric", "metrics", multiple=True, metavar="METRIC", help="Metrics to plan for (default: headline).")
+@click.option("--min-effect", multiple=True, metavar="METRIC=VALUE",
+              help="Minimum effect, as for diff: usable=0.03, 'judge:*'=0.5.")
+@click.option("--power", default=0.8, show_default=True, type=click.FloatRange(0.5, 0.99))
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), help="Family-wise level.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), metavar="GATE_YAML")
+@click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
+@click.option("--results", default="results", show_default=True, type=click.Path(file_okay=False, path_type=Path))
+@friendly
+def suites_plan(suite: str, baseline: str, candidate: Optional[str], metrics: tuple[str, ...],
+                min_effect: tuple[str, ...], power: float, alpha: Optional[float], config_path: Optional[Path],
+                fmt: str, results: Path) -> None:
+    """Items needed per task_type for the diff to see each metric's minimum effect."""
+    import json
+    import math
+
+    from tabulate import tabulate
+
+    from ..differ import format as dfmt
+    from ..differ.plan import plan
+    from ..differ.result import _clean
+    from ..runfolder import RunFolder
+    from ..scoring import item_frame
+    from ..suite import load_suite
+    from .reports import _config
+
+    s = load_suite(suite)
+    config = _config(config_path, alpha, min_effect, None, None)
+    frames = []
+    for run in (baseline, candidate):
+        if run is not None:
+            folder = RunFolder.open(run, results)
+            frames.append(item_frame(folder.records()))
+    try:
+        out = plan(s.task_type_counts(), frames[0], config, metrics, frames[1] if candidate else None, power)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--metric") from None
+    if fmt == "json":
+        click.echo(json.dumps(_clean(out), ensure_ascii=False, indent=1))
+        return
+    rows = []
+    for r in out["rows"]:
+        cell = {**r, "threshold": r["min_effect"]}
+        mde = r["mde"]
+        rows.append([dfmt.group_label(r["group"], r["kind"]), r["metric"], r["items"],
+                     dfmt.value(r["metric"], r["baseline_mean"], r["binary"]),
+                     "∞" if mde is not None and math.isinf(mde) else dfmt.mde(cell, mark=False),
+                     dfmt.threshold(cell), "–" if r["items_needed"] is None else r["items_needed"],
+                     "–" if r["more"] is None else f"+{r['more']}" if r["more"] else "enough"])
+    click.echo(f"{s.name} v{s.version}: {len(s.items)} items; baseline {baseline}"
+               + (f", spread from {candidate}" if candidate else ", spread assumed (independent checkpoints)")
+               + f"; {power:.0%} power at α={out['level']:.2g} (alpha over the {out['tests']} cells a diff tests)")
+    click.echo(tabulate(rows, headers=["task_type", "metric", "items", "baseline", "MDE now", "min effect",
+                                       "items needed", "to add"]))

@@ -17,6 +17,8 @@ from ..scoring import BASE_COLUMNS
 from ..store import RunStore
 from .cells import build_groups, compute_cells, is_binary
 from .flips import TextSource, flipped_items
+from .lengthctl import add_length_adjustment
+from .power import POWER, add_power
 from .result import DiffResult, RunInfo
 
 __all__ = ["DiffResult", "diff_frames", "diff_runs"]
@@ -59,16 +61,56 @@ def diff_frames(frame_a: pd.DataFrame, frame_b: pd.DataFrame, config: Optional[G
     one_sided = [m for m in one_sided if m not in BASE_COLUMNS]
     if one_sided:
         warnings.append(f"metrics present in one run only (not compared): {', '.join(one_sided)}")
+    tested = int((cells["p_value"].notna() & cells["same_as"].isna()).sum()) if len(cells) else 0
+    rows_of = {g.name: g.rows for g in groups}
+    add_power(cells, a, b, rows_of, tested)
+    length_control = add_length_adjustment(cells, a, b, rows_of, config.confidence)
+    if length_control:
+        warnings += length_warnings(cells)
     settings = {"alpha": config.alpha, "confidence": config.confidence, "resamples": config.resamples,
-                "seed": config.seed, "correction": "holm",
-                "cells_tested": int((cells["p_value"].notna() & cells["same_as"].isna()).sum()) if len(cells) else 0,
-                "top": top}
+                "seed": config.seed, "correction": "holm", "cells_tested": tested, "top": top,
+                "power": {"target": POWER, "level": "alpha / cells tested (Holm's first step)",
+                          "alpha_level": config.alpha / max(tested, 1)},
+                "length_control": length_control}
     return DiffResult(
         run_a=run_a or RunInfo("A"), run_b=run_b or RunInfo("B"), settings=settings, cells=cells,
         paired=len(common), only_a=only_a, only_b=only_b, warnings=warnings, worse=worse, better=better,
         n_worse=n_worse, n_better=n_better, distributions=distributions(a, b, metrics),
         group_sizes={g.name: int(g.rows.size) for g in groups},
     )
+
+
+def length_warnings(cells: pd.DataFrame, show: int = 5) -> list[str]:
+    """One warning naming the judge cells whose length-adjusted delta has the other sign than the raw one."""
+    if "length_sign_flip" not in cells or not len(cells):
+        return []
+    flips = cells[cells["length_sign_flip"].fillna(False).astype(bool) & cells["same_as"].isna()]
+    if not len(flips):
+        return []
+    named = ", ".join(f"{r.group} {r.metric} {r.delta:+.3g} -> {r.length_adjusted_delta:+.3g}"
+                      for r in flips.head(show).itertuples())
+    more = f" and {len(flips) - show} more" if len(flips) > show else ""
+    return [f"judge scores and answer length: {len(flips)} cell(s) change sign once the change in answer length "
+            f"is controlled for (raw delta -> length-adjusted delta): {named}{more}. The judge may be rewarding "
+            "length rather than quality."]
+
+
+def pairwise_control_warnings(groups: list[dict[str, Any]]) -> list[str]:
+    """Pairwise groups whose length- or style-controlled win rate lies on the other side of 1/2."""
+    from .lengthctl import sign_disagrees
+
+    out = []
+    for g in groups:
+        if g.get("same_as"):
+            continue
+        for key, what in (("lc", "length-controlled"), ("sc", "style-controlled")):
+            if sign_disagrees(g.get("corrected_score"), g.get("corrected_ci_low"), g.get("corrected_ci_high"),
+                              g.get(f"{key}_win_rate"), g.get(f"{key}_ci_low"), g.get(f"{key}_ci_high"), 0.5):
+                out.append(f"pairwise {g['group']}: the judge prefers the candidate {g['corrected_score']:.2f} "
+                           f"(bias-corrected) but {g[f'{key}_win_rate']:.2f} {what}: the raw preference "
+                           f"follows {'answer length' if key == 'lc' else 'length and markdown'}, not quality")
+                break
+    return out
 
 
 def distributions(a: pd.DataFrame, b: pd.DataFrame, metrics: list[str], max_bins: int = 20) -> dict[str, Any]:
@@ -97,8 +139,10 @@ def _counts(v: np.ndarray, values: np.ndarray) -> list[int]:
 
 
 def diff_runs(store_a: RunStore, store_b: RunStore, config: Optional[GateConfig] = None, *, top: int = 10,
-              log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> DiffResult:
-    """Load two runs and diff them: A is the baseline, B the candidate."""
+              log: Callable[[str], None] = lambda m: print(m, file=sys.stderr), train_a: Any = None,
+              train_b: Any = None) -> DiffResult:
+    """Load two runs and diff them: A is the baseline, B the candidate. ``train_a`` / ``train_b``: the runs'
+    training sets (harness.traindata.TrainingSet), for the training mix and the flipped items' neighbours."""
     from .load import RecordTexts, changed_items, find_pairs, load_run
     from .pairs import read_pairwise
 
@@ -127,10 +171,17 @@ def diff_runs(store_a: RunStore, store_b: RunStore, config: Optional[GateConfig]
         for g in groups:
             for item_id in b.index[g.rows]:
                 groups_of.setdefault(str(item_id), []).append((g.kind, g.name))
+        answers = {g.key: g.answer for rec in (ra.records, rb.records) for g in rec.generations.values()}
         result.pairwise = read_pairwise(found[0], found[1], groups_of, seed=config.seed,
                                         n_resamples=config.resamples, confidence=config.confidence,
-                                        same_as={g.name: g.same_as for g in groups if g.same_as})
+                                        same_as={g.name: g.same_as for g in groups if g.same_as}, answers=answers)
+        if result.pairwise is not None:
+            result.warnings += pairwise_control_warnings(result.pairwise.groups)
     for side, info in (("baseline", ra.info), ("candidate", rb.info)):
         for w in info.judge_warnings:
             result.warnings.append(f"judge ({side}): {w}")
+    if train_a is not None or train_b is not None:
+        from .training import add_training
+
+        add_training(result, train_a, train_b)
     return result

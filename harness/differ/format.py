@@ -83,3 +83,34 @@ def describe_cell(row: Mapping[str, Any]) -> str:
     return (f"{group_label(row['group'], row['kind'])} {m}: {value(m, row['mean_a'], b)} → "
             f"{value(m, row['mean_b'], b)} (delta {delta(m, row['delta'], b, rel_base(row))}, 95% CI {ci}, "
             f"p={pvalue(row['p_value'])}, Holm p={pvalue(row['p_holm'])}, n={int(row['n'])}, {row['test']}{thr_txt})")
+
+
+def threshold(row: Mapping[str, Any]) -> str:
+    """A cell's minimum effect in its unit."""
+    thr = row.get("threshold")
+    if thr is None or _nan(thr):
+        return "–"
+    return f"{100 * thr:.1f} pp" if is_rate(row["metric"], bool(row.get("binary"))) else f"{thr:.3g}"
+
+
+def mde(row: Mapping[str, Any], mark: bool = True) -> str:
+    """The cell's minimum detectable effect, marked 🙈 when larger than its minimum effect (a blind cell)."""
+    v = row.get("mde")
+    if v is None or _nan(v):
+        text = "–"
+    elif math.isinf(v):
+        text = "∞"
+    elif is_rate(row["metric"], bool(row.get("binary"))):
+        text = f"{100 * v:.1f} pp"
+    else:
+        text = f"{v:.3g}"
+    return f"{text} 🙈" if mark and row.get("blind") else text
+
+
+def length_adjusted(row: Mapping[str, Any]) -> str:
+    """The length-adjusted delta of a judge cell, '–' elsewhere; ⚠ when its sign differs from the raw delta's."""
+    v = row.get("length_adjusted_delta")
+    if v is None or _nan(v):
+        return "–"
+    text = delta(row["metric"], v, bool(row.get("binary")))
+    return f"{text} ⚠" if row.get("length_sign_flip") else text

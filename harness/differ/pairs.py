@@ -23,15 +23,18 @@ from sfteval.judges.aggregate import OUTCOME_POINTS
 from .. import stats
 from ..store import PAIR_ITEMS, PAIR_SUMMARY, iter_jsonl
 from .cells import derived_seed
+from .lengthctl import PairCovariates, controlled_rates, markdown_counts
 from .result import Pairwise
 
 _INVERT = {"win": "loss", "loss": "win", "tie": "tie", None: None}
 
 
 def read_pairwise(folder: Path, inverted: bool, groups_of: dict[str, list[tuple[str, str]]], *, seed: int,
-                  n_resamples: int, confidence: float, same_as: Optional[dict[str, str]] = None) -> Optional[Pairwise]:
+                  n_resamples: int, confidence: float, same_as: Optional[dict[str, str]] = None,
+                 answers: Optional[dict[str, str]] = None) -> Optional[Pairwise]:
     """``groups_of``: item id -> [(kind, group name)] for the items the diff pairs; ``same_as``: first level ->
-    its only second level, whose numbers it takes (marked ``same_as``, as the diff's cells)."""
+    its only second level, whose numbers it takes (marked ``same_as``, as the diff's cells); ``answers``:
+    generation key -> answer text of both runs, for the style-controlled rate (lengths come from the rows)."""
     same_as = same_as or {}
     rows = list(iter_jsonl(folder / PAIR_ITEMS))
     if not rows:
@@ -52,6 +55,7 @@ def read_pairwise(folder: Path, inverted: bool, groups_of: dict[str, list[tuple[
                               loss=decided["outcome"] == "loss").groupby("item_id")[
         ["points", "corrected", "win", "tie", "loss", "flipped"]].mean()
     excluded = frame[frame["outcome"].isna()].groupby("item_id").size()
+    y, fit_items, cov = _control_inputs(rows, frame, inverted, answers)
     members: dict[tuple[str, str], list[str]] = {}
     for item_id in set(frame["item_id"]):
         for key in groups_of.get(item_id, []):
@@ -63,6 +67,8 @@ def read_pairwise(folder: Path, inverted: bool, groups_of: dict[str, list[tuple[
         sub = per_item.reindex(sorted(i for i in ids if i in per_item.index))
         computed[(kind, name)] = _group(kind, name, sub, int(excluded.reindex(ids).fillna(0).sum()), seed,
                                         n_resamples, confidence)
+        in_group = np.flatnonzero(np.isin(fit_items, np.asarray(ids, dtype=object)))
+        computed[(kind, name)].update(controlled_rates(y, fit_items, in_group, cov, confidence))
     out = []
     for kind, name in sorted(members, key=lambda key: _group_key(*key)):
         twin = same_as.get(name) if kind == "level1" else None
@@ -73,6 +79,29 @@ def read_pairwise(folder: Path, inverted: bool, groups_of: dict[str, list[tuple[
     if flip is None and len(decided):
         flip = float(decided["flipped"].mean())
     return Pairwise(source=str(folder), groups=out, swap_flip_rate=flip, reliability=rel, inverted=inverted)
+
+
+def _control_inputs(rows: list[dict[str, Any]], frame: pd.DataFrame, inverted: bool,
+                    answers: Optional[dict[str, str]]) -> tuple[np.ndarray, np.ndarray, Optional[PairCovariates]]:
+    """Outcome points (corrected), item ids and covariates of the decided pairs for the controlled rates.
+
+    Pairs of identical answers stay in (ties at zero length difference), so the controlled rates cover the
+    same pairs as the raw scores beside them."""
+    keep = np.flatnonzero(frame["corrected"].notna().to_numpy())
+    y = frame["corrected"].to_numpy(dtype=object)[keep]
+    points = np.array([OUTCOME_POINTS[o] for o in y], dtype=np.float64)
+    items = frame["item_id"].to_numpy(dtype=object)[keep]
+    kept = [rows[i] for i in keep]
+    if not kept or any(r.get("candidate_chars") is None or r.get("baseline_chars") is None for r in kept):
+        return points, items, None  # older pair files carry no lengths
+    cand, base = ("baseline", "candidate") if inverted else ("candidate", "baseline")
+    style = None
+    if answers is not None and all(r.get(f"{s}_generation_key") in answers for r in kept for s in (cand, base)):
+        style = [np.array([markdown_counts(answers[r[f"{s}_generation_key"]]) for r in kept], dtype=np.float64)
+                 for s in (cand, base)]
+    cov = PairCovariates([r[f"{cand}_chars"] for r in kept], [r[f"{base}_chars"] for r in kept],
+                         *(style or (None, None)))
+    return points, items, cov
 
 
 _KIND_ORDER = {"overall": 0, "level1": 1, "task_type": 1, "robustness": 2}

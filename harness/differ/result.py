@@ -12,7 +12,8 @@ import pandas as pd
 SCHEMA_VERSION = 1
 CELL_COLUMNS = ["group", "kind", "same_as", "metric", "n", "mean_a", "mean_b", "delta", "ci_low", "ci_high", "p_value",
                 "p_holm", "test", "strata", "binary", "direction", "min_effect", "relative", "threshold", "alpha", "gate",
-                "effect", "significant", "status"]
+                "effect", "significant", "status", "spread", "mde", "n_needed", "blind", "length_adjusted_delta",
+                "length_adjusted_ci_low", "length_adjusted_ci_high", "length_slope", "length_sign_flip"]
 
 
 @dataclass
@@ -77,6 +78,7 @@ class DiffResult:
     pairwise: Optional[Pairwise] = None
     distributions: dict[str, Any] = field(default_factory=dict)
     group_sizes: dict[str, int] = field(default_factory=dict)
+    training: Optional[dict[str, Any]] = None  # differ/training.py: the training mix and flipped items' neighbours
 
     @property
     def suite_match(self) -> bool:
@@ -154,6 +156,7 @@ class DiffResult:
                         "worse_total": self.n_worse, "better_total": self.n_better},
             "pairwise": asdict(self.pairwise) if self.pairwise else None,
             "distributions": self.distributions,
+            "training": self.training,
         })
 
 

@@ -56,7 +56,8 @@ def _pct(v: Optional[float]) -> str:
     return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.1f}%"
 
 
-CELL_HEADERS = ["task_type", "metric", "baseline", "candidate", "Δ", "95% CI", "p", "p (Holm)", "n", "status"]
+CELL_HEADERS = ["task_type", "metric", "baseline", "candidate", "Δ", "95% CI", "p", "p (Holm)", "n", "MDE",
+                "Δ length-adj.", "status"]
 VERDICT_HEADERS = ["task_type", "metric", "baseline", "candidate", "Δ", "95% CI", "p (Holm)", "min effect", "n"]
 
 
@@ -64,7 +65,8 @@ def _cell_row(r: dict[str, Any]) -> list[str]:
     m, b = r["metric"], bool(r["binary"])
     return [fmt.group_label(r["group"], r["kind"]), m, fmt.value(m, r["mean_a"], b), fmt.value(m, r["mean_b"], b),
             fmt.delta(m, r["delta"], b, fmt.rel_base(r)), fmt.interval(m, r["ci_low"], r["ci_high"], b),
-            fmt.pvalue(r["p_value"]), fmt.pvalue(r["p_holm"]), str(int(r["n"])), r["status"]]
+            fmt.pvalue(r["p_value"]), fmt.pvalue(r["p_holm"]), str(int(r["n"])), fmt.mde(r), fmt.length_adjusted(r),
+            r["status"]]
 
 
 def _cells(title: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -163,7 +165,16 @@ def _flip(item: FlipItem, a: str, b: str) -> dict[str, Any]:
                                          for i, t in enumerate(texts)]}
         rules = ", ".join(f"{r['scorer']}={r['score']}" for r in side.get("rules") or [])
         sides.append({"label": label, "answer": _text(side.get("answer")), "judge": judge_view, "rules": rules})
+    train = d.get("training")
+    train_view = None
+    if train:
+        train_view = {"index": train.get("index", "candidate"), "membership": train.get("membership") or "not in it",
+                      "neighbours": [{"source": n["source"], "task_type": n["task_type"],
+                                      "similarity": f"{n['similarity']:.2f}", "exact": n["exact"],
+                                      "prompt": n["prompt"], "answer": _text(n.get("answer"))}
+                                     for n in train.get("neighbours") or []]}
     return {"item_id": item.item_id, "task_type": item.task_type, "reasons": "; ".join(item.reasons),
+            "training": train_view,
             "prompt": d.get("prompt"), "reference": d.get("reference"), "sides": sides,
             "metric_rows": [[m, *v] for m, v in item.values.items()]}
 
@@ -212,12 +223,61 @@ def _pairwise(diff: DiffResult) -> Optional[dict[str, Any]]:
         return None
     rows = [[fmt.group_label(g["group"], g["kind"]), g["n"],
              "–" if g["corrected_score"] is None else f"{g['corrected_score']:.3f}",
-             _span(g["corrected_ci_low"], g["corrected_ci_high"]), _pct(g["win"]), _pct(g["tie"]), _pct(g["loss"]),
+             _span(g["corrected_ci_low"], g["corrected_ci_high"]), _ctl(g, "lc"), _ctl(g, "sc"),
+             _pct(g["win"]), _pct(g["tie"]), _pct(g["loss"]),
              "–" if g["score"] is None else f"{g['score']:.3f}", _span(g["ci_low"], g["ci_high"]),
              fmt.pvalue(g["p_value"]), _pct(g["swap_flip_rate"])] for g in p.groups if g.get("same_as") is None]
-    return {"headers": ["task_type", "n", "corrected score", "95% CI", "win", "tie", "loss", "score (flips as ties)",
+    return {"headers": ["task_type", "n", "corrected score", "95% CI", "length-controlled (95% CI)",
+                        "style-controlled (95% CI)", "win", "tie", "loss", "score (flips as ties)",
                         "95% CI", "p (sign test)", "flip rate"], "rows": rows, "source": p.source,
             "inverted": bool(p.inverted)}
+
+
+def _ctl(g: dict[str, Any], key: str) -> str:
+    v = g.get(f"{key}_win_rate")
+    return "–" if v is None else f"{v:.3f} {_span(g.get(f'{key}_ci_low'), g.get(f'{key}_ci_high'))}"
+
+
+def _power(diff: DiffResult) -> Optional[dict[str, Any]]:
+    """The headline metric's MDE per group: what this suite can and cannot see."""
+    metric = diff.headline_metric()
+    shown = diff.shown_cells
+    if metric is None or not len(shown) or "mde" not in shown:
+        return None
+    sel = shown[(shown["metric"] == metric) & (shown["n"] > 0)].to_dict("records")
+    order = {g: i for i, g in enumerate(_group_order(shown))}
+    sel.sort(key=lambda r: order[(r["group"], r["kind"])])
+    rows = [[fmt.group_label(r["group"], r["kind"]), int(r["n"]), fmt.mde(r, mark=False), fmt.threshold(r),
+             "–" if r.get("n_needed") is None else str(int(r["n_needed"])), "no" if r["blind"] else "yes"]
+            for r in sel]
+    return {"metric": metric, "headers": ["task_type", "n", "MDE (80% power)", "min effect", "items needed",
+                                          "can see its minimum effect"], "rows": rows,
+            "classes": ["blind" if r["blind"] else "" for r in sel],
+            "level": diff.settings.get("power", {}).get("alpha_level")}
+
+
+def _training(diff: DiffResult) -> Optional[dict[str, Any]]:
+    t = diff.training
+    if not t:
+        return None
+
+    def two(r: dict[str, Any], col: str, f: Any) -> str:
+        va, vb = r.get(f"{col}_a"), r.get(f"{col}_b")
+        return f"{'–' if va is None else f(va)} → {'–' if vb is None else f(vb)}"
+
+    rows = []
+    for r in t["task_types"]:
+        ev = r.get("eval") or {}
+        rows.append([r["task_type"], two(r, "count", str), two(r, "share", _pct),
+                     two(r, "mean_answer_chars", lambda v: f"{v:.0f}"), two(r, "duplicate_rate", _pct),
+                     r.get("changed_answers", "–"), r.get("new_prompts", "–"), r.get("dropped_prompts", "–"),
+                     fmt.delta(t["metric"], ev.get("delta"), fmt.is_rate(t["metric"])) if ev else "–",
+                     ev.get("status", "") if ev else "", "; ".join(r.get("changes") or [])])
+    return {"metric": t["metric"], "sources": [(side, v["path"], v["rows"]) for side, v in
+                                               (("baseline", t["baseline"]), ("candidate", t["candidate"])) if v],
+            "headers": ["task_type", "rows", "share", "answer chars", "duplicates", "relabelled", "new prompts",
+                        "dropped prompts", f"eval Δ {t['metric']}", "status", "what changed"],
+            "rows": rows, "classes": [(r.get("eval") or {}).get("status", "") for r in t["task_types"]]}
 
 
 def diff_html(diff: DiffResult, verdict: Verdict) -> str:
@@ -241,6 +301,7 @@ def diff_html(diff: DiffResult, verdict: Verdict) -> str:
                   facts=_facts(diff), method=_method(diff), heatmap=chart(delta_heatmap(diff)),
                   bars=chart(bars) if bars else None, tables=tables, pairwise=_pairwise(diff),
                   histograms=histograms, flipped=flipped, all_cells=all_cells, same_as=diff.same_as_pairs(),
+                  power=_power(diff), training=_training(diff),
                   only_a=list(diff.only_a),
                   only_b=list(diff.only_b))
 

@@ -86,13 +86,14 @@ def _cell_row(r: dict[str, Any], with_status: bool = False) -> list[str]:
     m, b = r["metric"], bool(r["binary"])
     row = [fmt.group_label(r["group"], r["kind"]), f"`{m}`", fmt.value(m, r["mean_a"], b), fmt.value(m, r["mean_b"], b),
            fmt.delta(m, r["delta"], b, fmt.rel_base(r)), fmt.interval(m, r["ci_low"], r["ci_high"], b),
-           fmt.pvalue(r["p_holm"]), str(int(r["n"]))]
+           fmt.pvalue(r["p_holm"]), str(int(r["n"])), fmt.mde(r), fmt.length_adjusted(r)]
     if with_status:
         row.append(f"{fmt.STATUS_MARK.get(r['status'], '')} {r['status']}".strip())
     return row
 
 
-CELL_HEADERS = ["task_type", "metric", "baseline", "candidate", "Δ", "95% CI", "p (Holm)", "n"]
+CELL_HEADERS = ["task_type", "metric", "baseline", "candidate", "Δ", "95% CI", "p (Holm)", "n", "MDE",
+                "Δ length-adj."]
 
 
 def fence(text: str, limit: Optional[int]) -> str:
@@ -127,6 +128,17 @@ def flip_block(item: FlipItem, run_a: str, run_b: str, text_chars: Optional[int]
         if rules:
             parts.append(f"{label} rules: " + html.escape(", ".join(
                 f"{r['scorer']}={_num(r['score'])}" for r in rules)) + "\n\n")
+    train = d.get("training")
+    if train:
+        member = {"exact": "the eval prompt itself is in the training data",
+                  "near-duplicate": "a near-duplicate of the eval prompt is in the training data"}.get(
+            train.get("membership") or "", "the eval prompt is not in the training data")
+        parts.append(f"**Nearest training examples** ({train.get('index', 'candidate')}'s training data; {member})\n\n")
+        for n in train.get("neighbours") or []:
+            parts.append(f"- `{cell_text(n['source'])}` · {cell_text(n['task_type'])} · similarity "
+                         f"{n['similarity']:.2f}{' (exact)' if n['exact'] else ''}\n\n")
+            parts += [fence(f"{n['prompt']}\n→ {n['answer']}" if n.get("answer") is not None else n["prompt"],
+                            text_chars)]
     parts.append("</details>\n")
     return "".join(parts)
 
@@ -171,10 +183,34 @@ def _headline(diff: DiffResult, verdict: Verdict) -> list[str]:
         if o and o["n"]:
             lines.append(f"- **pairwise** (candidate vs baseline, both orders): position-bias-corrected score "
                          f"{o['corrected_score']:.2f} [{o['corrected_ci_low']:.2f}, {o['corrected_ci_high']:.2f}] · "
+                         f"length-controlled {_rate(o, 'lc')} · style-controlled {_rate(o, 'sc')} · "
                          f"win {_pct(o['win'])} · tie {_pct(o['tie'])} · loss {_pct(o['loss'])} · score "
                          f"{o['score']:.2f} [{o['ci_low']:.2f}, {o['ci_high']:.2f}] (flips as ties), sign test "
                          f"p={fmt.pvalue(o['p_value'])}")
+    power = _power_line(diff)
+    if power:
+        lines.append(power)
     return lines
+
+
+def _rate(g: dict[str, Any], key: str) -> str:
+    v = g.get(f"{key}_win_rate")
+    if v is None:
+        return "–"
+    return f"{v:.2f} {_plain_interval(g.get(f'{key}_ci_low'), g.get(f'{key}_ci_high'))}"
+
+
+def _power_line(diff: DiffResult) -> Optional[str]:
+    cells = diff.shown_cells
+    if not len(cells) or "blind" not in cells:
+        return None
+    gated = cells[cells["gate"].astype(bool)]
+    blind = gated[gated["blind"].astype(bool)]
+    level = diff.settings.get("power", {}).get("alpha_level")
+    at = f" at α={level:.2g}" if level else ""
+    return (f"- **power**: {len(blind)} of {len(gated)} gated cells cannot see a change of their minimum effect "
+            f"🙈 (MDE at 80% power{at}, Holm's first step); their \"no regression\" says little — "
+            "see *What this suite can detect*")
 
 
 def _same_as_note(diff: DiffResult) -> str:
@@ -208,6 +244,55 @@ def _sorted_cells(diff: DiffResult) -> list[dict[str, Any]]:
                                        r["group"], r["metric"] != head, metric_rank[r["metric"]]))
 
 
+def _power_section(doc: _Doc, diff: DiffResult) -> None:
+    """Per group, the headline metric's MDE and the items it would need: where the suite is blind."""
+    metric = diff.headline_metric()
+    rows = [r for r in _sorted_cells(diff) if r["metric"] == metric and "mde" in r and r["n"]]
+    if not rows:
+        return
+    blind = sum(bool(r["blind"]) for r in rows)
+    head = (f"\n<details><summary>What this suite can detect: `{metric}` per task_type ({blind} of {len(rows)} "
+            "blind 🙈)</summary>\n\nMDE: the smallest change this diff would flag with 80% power "
+            "(paired test at Holm's first-step level, from the observed discordance or spread); "
+            "items needed: for the minimum effect.\n\n"
+            + table_head(["task_type", "n", "MDE", "min effect", "items needed", "can see its minimum effect"]))
+    chunks = (table_row([fmt.group_label(r["group"], r["kind"]), int(r["n"]), fmt.mde(r, mark=False),
+                         fmt.threshold(r), "–" if r.get("n_needed") is None else str(int(r["n_needed"])),
+                         "no 🙈" if r["blind"] else "yes"]) for r in rows)
+    doc.section(head, chunks, "\n</details>\n", len(rows), "power rows", share=0.08)
+
+
+def _training_section(doc: _Doc, diff: DiffResult) -> None:
+    t = diff.training
+    if not t:
+        return
+    rows = [r for r in t["task_types"] if r.get("changes") or (r.get("eval") or {}).get("status")]
+    both = t["baseline"] is not None and t["candidate"] is not None
+    src = " · ".join(f"{side}: `{cell_text(v['path'])}` ({v['rows']} rows)" for side, v in
+                     (("baseline", t["baseline"]), ("candidate", t["candidate"])) if v)
+    head = (f"\n<details><summary>Training data per task_type ({len(rows)} changed or moved)</summary>\n\n{src}\n\n"
+            + table_head(["task_type", "rows", "share", "answer chars", "duplicates", "relabelled", "new prompts",
+                          f"eval Δ `{t['metric']}`"]))
+
+    def pair(r: dict[str, Any], col: str, f: Any) -> str:
+        va, vb = r.get(f"{col}_a"), r.get(f"{col}_b")
+        if not both:
+            v = vb if t["candidate"] is not None else va
+            return "–" if v is None else f(v)
+        return f"{'–' if va is None else f(va)} → {'–' if vb is None else f(vb)}"
+
+    def chunk(r: dict[str, Any]) -> str:
+        ev = r.get("eval") or {}
+        delta = "–" if not ev else (fmt.delta(t["metric"], ev.get("delta"), fmt.is_rate(t["metric"]))
+                                    + (f" {fmt.STATUS_MARK.get(ev.get('status') or '', '')}" if ev.get("status") else ""))
+        return table_row([r["task_type"], pair(r, "count", str), pair(r, "share", lambda v: f"{100 * v:.1f}%"),
+                          pair(r, "mean_answer_chars", lambda v: f"{v:.0f}"),
+                          pair(r, "duplicate_rate", lambda v: f"{100 * v:.1f}%"),
+                          r.get("changed_answers", "–"), r.get("new_prompts", "–"), delta])
+
+    doc.section(head, (chunk(r) for r in rows), "\n</details>\n", len(rows), "training rows", share=0.08)
+
+
 def diff_markdown(diff: DiffResult, verdict: Verdict, *, limit: int = GITHUB_COMMENT_LIMIT,
                   text_chars: int = 600) -> str:
     doc = _Doc(limit)
@@ -238,15 +323,17 @@ def diff_markdown(diff: DiffResult, verdict: Verdict, *, limit: int = GITHUB_COM
     if diff.pairwise:
         groups = [g for g in diff.pairwise.groups if g.get("same_as") is None]
         head = ("\n<details><summary>Pairwise judge: candidate win / tie / loss</summary>\n\n"
-                + table_head(["task_type", "n", "corrected", "win", "tie", "loss", "score", "95% CI", "p (sign test)",
-                              "flips"]))
+                + table_head(["task_type", "n", "corrected", "length-controlled", "style-controlled", "win", "tie",
+                              "loss", "score", "95% CI", "p (sign test)", "flips"]))
         chunks = (table_row([fmt.group_label(g["group"], g["kind"]), g["n"],
                              "–" if g["corrected_score"] is None else f"{g['corrected_score']:.2f}",
-                             _pct(g["win"]), _pct(g["tie"]),
+                             _rate(g, "lc"), _rate(g, "sc"), _pct(g["win"]), _pct(g["tie"]),
                              _pct(g["loss"]), "–" if g["score"] is None else f"{g['score']:.2f}",
                              _plain_interval(g["ci_low"], g["ci_high"]), fmt.pvalue(g["p_value"]),
                              _pct(g["swap_flip_rate"])]) for g in groups)
         doc.section(head, chunks, "\n</details>\n", len(groups), "pairwise rows", share=0.08)
+    _power_section(doc, diff)
+    _training_section(doc, diff)
     for items, total, title in ((diff.worse, diff.n_worse, "Items that got worse"),
                                 (diff.better, diff.n_better, "Items that got better")):
         if not items:
