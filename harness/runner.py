@@ -312,7 +312,8 @@ def rejudge(folder: RunFolder, spec: Optional[JudgeSpec], *, overrides: Optional
         items = folder.items()
         answer_type_of = suite_answer_types(stored_suite(manifest, log))
         check_answer_types(cfg, items, answer_type_of)
-        scorer = JudgeScorer(spec, cfg, k, folder.read("judgments", Judgment), answer_type_of=answer_type_of, log=log)
+        scorer = JudgeScorer(spec, cfg, k, folder.read("judgments", Judgment), answer_type_of=answer_type_of, log=log,
+                             workdir=folder.path)
         written = run_scorers(folder, [scorer], score_targets(items, folder.read("generations")))
         snapshot_used = recorded and Path(spec.config) == folder.path / JUDGE_CONFIG
         save_active(folder, manifest, spec, cfg, k, scorer.client.judge_id)

@@ -37,6 +37,7 @@ from .. import reliability as rel
 from ..models import Item, Judgment, RunManifest
 from ..score import ScoreTarget, score_targets
 from ..store import PAIR_ITEMS, PAIR_REPORT, PAIR_SUMMARY, RunStore, content_key, write_text_atomic
+from .adaptive import pair_units, run_adaptive
 from .answers import check_answer_types, suite_answer_types
 from .engine import JudgeCall, JudgeClient, run_calls
 from .single import answers_of
@@ -84,13 +85,18 @@ def judge_pair(baseline_store: RunStore, candidate_store: RunStore, spec: JudgeS
     out.lock()
     try:
         existing = out.read("judgments", Judgment)
-        client = JudgeClient(spec, cfg, log, existing.values())
+        client = JudgeClient(spec, cfg, log, existing.values(), workdir=out.path)
         for j in _identical_records(cfg, client, spec, pairs):
             if j.key not in existing:
                 out.append("judgments", j)
         calls = _calls(cfg, client, spec, k, [(tb, ta) for tb, ta in pairs if not identical(tb, ta)])
+        retry = cfg.parser.retry_unparsed
         try:
-            for j in run_calls(calls, client, existing, retry_unparsed=cfg.parser.retry_unparsed, label="judge pairs"):
+            if cfg.sampling.adaptive and k > 1:
+                records_ = run_adaptive(pair_units(calls), client, existing, retry_unparsed=retry, label="judge pairs")
+            else:
+                records_ = run_calls(calls, client, existing, retry_unparsed=retry, label="judge pairs")
+            for j in records_:
                 out.append("judgments", j)
         finally:
             client.close()
