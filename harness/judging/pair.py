@@ -42,6 +42,7 @@ from .answers import check_answer_types, suite_answer_types
 from .engine import JudgeCall, JudgeClient, run_calls
 from .single import answers_of
 from .spec import JudgeSpec, effective_k
+from .usage import adaptive_savings, judge_usage
 
 
 
@@ -102,7 +103,13 @@ def judge_pair(baseline_store: RunStore, candidate_store: RunStore, spec: JudgeS
             client.close()
         records = out.read("judgments", Judgment)
         rows = pair_rows(pairs, records, cfg.config_hash(), spec.model, k, judge_id=client.judge_id)
-        summary = pair_summary(rows, [records[c.template.key] for c in calls if c.template.key in records])
+        samples = [records[c.template.key] for c in calls if c.template.key in records]
+        summary = pair_summary(rows, samples)
+        summary["usage"] = judge_usage(samples)
+        if summary["usage"] is not None and cfg.sampling.adaptive:
+            n_pairs = len({(c.template.generation_key, c.template.details["baseline_generation_key"]) for c in calls})
+            drawn = sum(j.status != "not_judged" for j in samples)
+            summary["usage"]["adaptive"] = adaptive_savings(drawn, n_pairs, 2 * k)
         summary.update({
             "schema_version": 1, "candidate_run": b.store.run_id, "baseline_run": a.store.run_id,
             "candidate_model": b.manifest.model.name, "baseline_model": a.manifest.model.name,
