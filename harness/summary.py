@@ -62,7 +62,7 @@ class UsageCounts(BaseModel):
 
     calls: int = 0  #: judge requests sent (an unparsed answer's retry included)
     batch_calls: int = 0  #: of those, through a batch (OpenAI Batch API or vLLM's batch runner)
-    cached: int = 0  #: judge samples answered from the cache (no request)
+    cached: int = 0  #: judge samples without a request of their own (the cache, or an identical prompt's request)
     not_judged: int = 0  #: judge samples the budget kept back
     prompt_tokens: int = 0
     completion_tokens: int = 0

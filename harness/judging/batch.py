@@ -33,7 +33,7 @@ from ..backends.base import GenResult
 from ..backends.openai.wire import read_body, sampling_body
 from ..models import SamplingParams
 from ..store import content_key, write_json_atomic
-from .budget import gate
+from .budget import dispatch_rounds
 from .spec import JudgeError
 
 #: the engine's JudgeClient (which imports this module): spec, workdir, budget, refused, log, open(), request()
@@ -209,8 +209,13 @@ def run_batches(client: JudgeClient, requests: list[Request]) -> Iterator[GenRes
     """Submit the requests the budget admits (each at its worst case) as batches, wait, yield their results."""
     if client.workdir is None:
         raise JudgeError("--judge-mode batch needs a run folder to keep its batch ids in")
-    admitted = list(gate(requests, client.budget, lambda r: r[0], lambda r: client.worst_cost(r[1], r[2]),
-                         client.refused))
+    yield from dispatch_rounds(requests, client.budget, lambda r: r[0], lambda admitted: _submit_all(client, admitted),
+                               lambda r: client.worst_cost(r[1], r[2]), client.refused)
+
+
+def _submit_all(client: JudgeClient, admitted_iter: Any) -> Iterator[GenResult]:
+    """One round: every admitted request in batches (each reserved at its worst case), waited for, collected."""
+    admitted = list(admitted_iter)
     if not admitted:
         return
     runner = runner_for(client)

@@ -3,9 +3,10 @@
 Why a gate in front of each request rather than a plan made up front: what a judge answer costs is only known
 once it is back. Before a request leaves, the gate reserves its worst case (its prompt tokens, counted with
 headroom, plus the config's ``max_tokens``) next to what was really spent and what requests still in flight
-have reserved; the first request that could pass the cap is not sent, and neither is any after it (dispatch
-stops, in order). A request's reservation is replaced by its real cost when it comes back. So the cap is never
-passed, and only the last few requests in flight are limited by their worst case.
+have reserved. A request that could pass the cap is not sent, and neither is any after it (order is kept): if
+requests were still in flight, the dispatcher waits for them (their real cost replaces their reservation) and
+tries again; if none were, dispatch stops for good. So the cap is never passed, and only the last requests are
+limited by their worst case.
 
 What was not sent becomes a ``not_judged`` record with reason ``budget`` (never a score); a later run sends
 exactly those (cached calls cost nothing), so raising the cap continues where the last run stopped.
@@ -17,6 +18,7 @@ import threading
 from typing import Callable, Iterable, Iterator, Optional, TypeVar
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 #: the reason of a judgment the budget kept from being sent
 BUDGET = "budget"
@@ -29,7 +31,7 @@ class Budget:
         self.max_cost, self.max_calls = max_cost, max_calls
         self.spent = 0.0
         self.sent = 0
-        self.stopped = False  #: a request was refused: nothing more is sent in this command
+        self.stopped = False  #: a request was refused with nothing in flight: nothing more is sent in this command
         self._reserved: dict[str, float] = {}
         self._lock = threading.Lock()
 
@@ -46,7 +48,8 @@ class Budget:
         return " and ".join(parts) or "no cap"
 
     def admit(self, key: str, worst_cost: float) -> bool:
-        """Reserve ``worst_cost`` for the request ``key`` and say whether it may be sent."""
+        """Reserve ``worst_cost`` for the request ``key`` and say whether it may be sent now. A refusal is final
+        (``stopped``) unless requests are in flight whose real cost may leave room (then: try again later)."""
         with self._lock:
             if self.stopped:
                 return False
@@ -54,7 +57,7 @@ class Budget:
             committed = self.spent + sum(self._reserved.values()) + worst_cost
             over_cost = self.max_cost is not None and committed > self.max_cost + 1e-12
             if over_calls or over_cost:
-                self.stopped = True
+                self.stopped = over_calls or not self._reserved
                 return False
             self.sent += 1
             self._reserved[key] = self._reserved.get(key, 0.0) + worst_cost
@@ -69,10 +72,31 @@ class Budget:
 
 def gate(items: Iterable[T], budget: Optional[Budget], key: Callable[[T], str], worst: Callable[[T], float],
          refused: set[str]) -> Iterator[T]:
-    """The items the budget admits, lazily and in order; the keys of the others go to ``refused``."""
+    """The items the budget admits, lazily and in order, up to the first it refuses; the keys of that one and all
+    after it go to ``refused`` (sent later if ``budget.stopped`` is still False, see :func:`rounds`)."""
+    held = False
     for item in items:
-        if budget is None or budget.admit(key(item), worst(item)):
+        if not held and (budget is None or budget.admit(key(item), worst(item))):
             yield item
         else:
+            held = True
             refused.add(key(item))
+
+
+def dispatch_rounds(items: list[T], budget: Optional[Budget], key: Callable[[T], str],
+                    send: Callable[[Iterable[T]], Iterator[R]], worst: Callable[[T], float],
+                    refused: set[str]) -> Iterator[R]:
+    """``send`` the items the budget admits; when it held some back while others were in flight, send those once
+    the in-flight ones are back (their real cost counted), until all are sent or the budget stops for good.
+    The keys never sent end in ``refused``. The caller settles each result before asking for the next."""
+    todo = items
+    while todo:
+        held: set[str] = set()
+        yield from send(gate(todo, budget, key, worst, held))
+        if not held:
+            return
+        if budget is None or budget.stopped:
+            refused |= held
+            return
+        todo = [item for item in todo if key(item) in held]
 

@@ -23,7 +23,7 @@ from sfteval.judges.parse import ParsedScores, ParsedVerdict, Unparsed, judgment
 from ..backends.base import Backend, GenRequest, GenResult
 from ..models import Judgment, SamplingParams
 from ..store import content_key
-from .budget import BUDGET, Budget, gate
+from .budget import BUDGET, Budget, dispatch_rounds
 from .cost import Prices, TokenCounter, counter_for
 from .spec import JudgeError, JudgeSpec, backend_options, judge_identity
 
@@ -211,11 +211,15 @@ class JudgeClient:
             yield from run_batches(self, todo)
             return
         backend = self.open()
-        admitted = gate(todo, self.budget, lambda r: r[0], lambda r: self.worst_cost(r[1], r[2]), self.refused)
-        batch: Iterable[GenRequest] = (self.request(k, m, s) for k, m, s in admitted)
-        if not backend.streams_requests:
-            batch = list(batch)  # admitted up front: every reservation at its worst case
-        yield from backend.generate(batch)  # type: ignore[arg-type]
+
+        def send(admitted: Iterable[tuple[str, list[dict[str, str]], SamplingParams]]) -> Iterator[GenResult]:
+            batch: Iterable[GenRequest] = (self.request(k, m, s) for k, m, s in admitted)
+            if not backend.streams_requests:
+                batch = list(batch)  # admitted up front: every reservation at its worst case
+            return backend.generate(batch)  # type: ignore[arg-type]
+
+        yield from dispatch_rounds(todo, self.budget, lambda r: r[0], send, lambda r: self.worst_cost(r[1], r[2]),
+                                   self.refused)
 
 
 def create_judge_backend(spec: JudgeSpec) -> Backend:

@@ -27,7 +27,7 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from sfteval.judges.aggregate import (PairResult, balanced_outcome, candidate_points, combine_pair_samples,
                               position_advantage, verdict_label)
@@ -43,6 +43,9 @@ from .engine import JudgeCall, JudgeClient, run_calls
 from .single import answers_of
 from .spec import JudgeSpec, effective_k
 from .usage import adaptive_savings, judge_usage
+
+if TYPE_CHECKING:
+    from .dryrun import Estimate
 
 
 
@@ -133,6 +136,23 @@ def judge_pair(baseline_store: RunStore, candidate_store: RunStore, spec: JudgeS
         return summary
     finally:
         out.close()
+
+
+def estimate_pair(baseline_store: RunStore, candidate_store: RunStore, spec: JudgeSpec) -> "Estimate":
+    """`sfteval judge --pair A B --dry-run`: the calls both orders would need, their tokens and cost; nothing is
+    sent or written."""
+    from .dryrun import estimate
+
+    cfg = spec.load_config()
+    k = effective_k(cfg, spec.samples)
+    a, b = _side(baseline_store), _side(candidate_store)
+    pairs = [(b.targets[key], a.targets[key]) for key in b.targets if key in a.targets]
+    check_answer_types(cfg, [tb.item for tb, _ in pairs], suite_answer_types(None))
+    existing = RunStore(pair_dir(b.store, a.store)).read("judgments", Judgment)
+    client = JudgeClient(spec, cfg, lambda m: None, existing.values())
+    calls = _calls(cfg, client, spec, k, [(tb, ta) for tb, ta in pairs if not identical(tb, ta)])
+    return estimate(f"judge --pair {a.store.run_id} {b.store.run_id}", calls, client, existing,
+                    units=pair_units if cfg.sampling.adaptive and k > 1 else None)
 
 
 def identical(tb: ScoreTarget, ta: ScoreTarget) -> bool:

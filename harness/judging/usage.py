@@ -3,7 +3,8 @@
 Why from the records: every judge request's usage is stored with the judgment it produced (``details.usage``:
 requests, prompt and completion tokens, cost at the configured prices, online or batch), so the totals survive
 resumes, re-judges and merges, and nothing is counted twice. A cache hit carries no usage (it cost nothing) and
-is counted as ``cached``; several answers with the same prompt share one request (``same_call_as``).
+is counted as ``cached``, and so is an answer whose identical prompt shared another answer's request
+(``same_call_as``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def _add(acc: dict[str, Any], j: Judgment) -> None:
         acc["completion_tokens"] += int(u.get("completion_tokens") or 0)
         if u.get("cost") is not None:
             acc["cost"] = round((acc["cost"] or 0.0) + float(u["cost"]), 8)
-    elif j.details.get("cached_from"):
+    elif j.details.get("cached_from") or j.details.get("same_call_as"):  # no request of its own
         acc["cached"] += 1
     if j.status == "not_judged":
         acc["not_judged"] += 1
