@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from sfteval.judges.adaptive import PAIR_FIRST_ROUND, SINGLE_FIRST_ROUND, pair_agrees, single_agrees
+from sfteval.judges.adaptive import PAIR_FIRST_ROUND, majority, pair_agrees, single_agrees
 
 from ..models import Judgment
 from .engine import JudgeCall, JudgeClient, run_calls
@@ -25,15 +25,16 @@ class Unit:
 
 
 def single_units(calls: list[JudgeCall]) -> list[Unit]:
-    """One unit per answer (generation): samples 0 and 1 first, then one at a time."""
+    """One unit per answer (generation): a majority of its k samples first (2 of 3), then one at a time."""
     by_answer: dict[str, list[JudgeCall]] = {}
     for c in calls:
         by_answer.setdefault(c.template.generation_key or c.template.key, []).append(c)
     units = []
     for cs in by_answer.values():
         cs.sort(key=lambda c: c.template.judge_sample)
-        first = cs[:SINGLE_FIRST_ROUND]
-        units.append(Unit([first] + [[c] for c in cs[len(first):]], single_agrees))
+        k = len(cs)
+        first = cs[:majority(k)]
+        units.append(Unit([first] + [[c] for c in cs[len(first):]], lambda js, k=k: single_agrees(js, k)))
     return units
 
 
