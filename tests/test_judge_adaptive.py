@@ -118,3 +118,21 @@ def test_pair_judges_both_orders_and_stops_when_they_agree(tmp_path: Path, judge
     assert summary["usage"]["adaptive"] == {"samples_max": 2 * 2 * 3, "samples_drawn": 8, "saved": 4}
     assert summary["overall"]["loss"] == pytest.approx(1 / 5)  # k2 a loss; w1 a tie after its flips
     assert "4 calls saved" in (b.path / "pairs" / "v1" / "pair_report.md").read_text()
+
+
+def test_bench_adaptive_pairwise_saves_calls_within_two_points() -> None:
+    import re
+    import subprocess
+    import sys
+
+    bench = Path(__file__).resolve().parents[1] / "bench" / "judge_cost.py"
+    proc = subprocess.run([sys.executable, str(bench), "--items", "2000"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = {m.group(1): (int(m.group(2)), float(m.group(3))) for m in re.finditer(
+        r"^\s+pairwise \(corrected score\), (fixed|adaptive)\s+(\d+)\s+\S+%\s+\S+%\s+([+-]\d+\.\d) pts$",
+        proc.stdout, re.M)}
+    assert rows["fixed"][0] == 2000 * 2 * 3 and rows["adaptive"][0] <= 0.7 * rows["fixed"][0]
+    assert abs(rows["adaptive"][1]) <= 2
+    strict = subprocess.run([sys.executable, str(bench), "--items", "500", "--min-saving", "0.9"],
+                            capture_output=True, text=True, timeout=300)
+    assert strict.returncode == 1 and "NO" in strict.stdout
