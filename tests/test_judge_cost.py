@@ -207,3 +207,29 @@ def test_cli_dry_runs_send_and_write_nothing(tmp_path: Path, judge: JudgeServer)
                   "--judge-base-url", judge.base_url, "--max-cost", "2")
     assert bad.returncode == 2 and "--max-cost needs the judge's prices" in bad.stderr
     assert files_of(store.path) == before
+
+
+def test_gate_guards_not_judged_like_judge_errors(tmp_path: Path) -> None:
+    from diffkit import Rec, items, write_run
+    from sfteval.harness.differ import diff_runs
+    from sfteval.harness.gate import GateConfig, Guards, evaluate
+
+    its = items({"chat": 100})
+
+    def run(name: str, n_skipped: int) -> Any:
+        recs = {it["id"]: Rec(exact=1.0, judge=8, **({"judge_status": "not_judged"} if i < n_skipped else {}))
+                for i, it in enumerate(its)}
+        return write_run(tmp_path, name, its, recs, judged=True)
+
+    clean, five, six = run("clean", 0), run("five", 5), run("six", 6)
+    diff = diff_runs(clean, six, log=lambda m: None)
+    assert diff.run_b.judge_not_judged_rate == pytest.approx(0.06) and diff.run_b.judge_error_rate == 0
+    verdict = evaluate(diff, GateConfig())
+    reasons = [r for r in verdict.reasons if r.startswith("guard ")]
+    assert len(reasons) == 1 and "max_judge_not_judged_rate (candidate six)" in reasons[0]
+    assert "6.0% (> 5.0% allowed)" in reasons[0]
+    assert evaluate(diff_runs(clean, five, log=lambda m: None), GateConfig()).passed  # at the limit: allowed
+    assert evaluate(diff, GateConfig(guards=Guards(max_judge_not_judged_rate=None))).passed
+    summary = json.loads((six.path / "summary.json").read_text())
+    assert summary["overall"]["metrics"]["judge:not_judged"] == pytest.approx(0.06)
+    assert summary["judge"]["reliability"]["not_judged"] == 6  # excluded from the scores, counted
