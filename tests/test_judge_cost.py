@@ -233,3 +233,41 @@ def test_gate_guards_not_judged_like_judge_errors(tmp_path: Path) -> None:
     summary = json.loads((six.path / "summary.json").read_text())
     assert summary["overall"]["metrics"]["judge:not_judged"] == pytest.approx(0.06)
     assert summary["judge"]["reliability"]["not_judged"] == 6  # excluded from the scores, counted
+
+
+def test_budget_rounds_wait_for_requests_in_flight_and_always_end() -> None:
+    from sfteval.harness.judging.budget import Budget, dispatch_rounds
+
+    costs = {"a": 1.0, "b": 1.0, "c": 1.0, "d": 1.0}  # each really costs 1, its worst case is 3
+    budget = Budget(max_cost=5.0)
+    rounds: list[list[str]] = []
+
+    def send(admitted: Any) -> Any:
+        batch = list(admitted)
+        rounds.append(batch)
+        for key in batch:
+            yield key
+            budget.settle(key, costs[key])  # the caller settles each result before asking for the next
+
+    refused: set[str] = set()
+    got = list(dispatch_rounds(list(costs), budget, lambda k: k, send, lambda k: 3.0, refused))
+    # round 1: a (0+3 <= 5), b refused while a is in flight; round 2 (spent 1): b; round 3 (spent 2): c;
+    # round 4 (spent 3): d would reserve 6 > 5 with nothing in flight: stopped for good
+    assert [r for r in rounds if r] == [["a"], ["b"], ["c"]] and got == ["a", "b", "c"] and refused == {"d"}
+    assert budget.stopped and budget.spent == 3.0
+
+    lost = Budget(max_cost=5.0)
+    refused = set()
+
+    def lose(admitted: Any) -> Any:
+        list(admitted)  # sent, but no result ever comes back (and nothing is settled)
+        return iter(())
+
+    assert list(dispatch_rounds(["x", "y"], lost, lambda k: k, lose, lambda k: 3.0, refused)) == []
+    assert refused == {"y"} and lost.spent == 3.0  # the lost request's worst case counts; no endless retry
+
+    calls = Budget(max_calls=2)
+    refused = set()
+    assert list(dispatch_rounds(["p", "q", "r"], calls, lambda k: k, lambda a: iter(list(a)), lambda k: 0.0,
+                                refused)) == ["p", "q"]
+    assert refused == {"r"}

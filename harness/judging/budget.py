@@ -63,6 +63,13 @@ class Budget:
             self._reserved[key] = self._reserved.get(key, 0.0) + worst_cost
             return True
 
+    def close_round(self) -> None:
+        """Every request of a dispatch round is back: a reservation still held belongs to a request whose result
+        was lost, which may have cost money; its worst case counts as spent."""
+        with self._lock:
+            self.spent += sum(self._reserved.values())
+            self._reserved.clear()
+
     def settle(self, key: str, cost: float) -> None:
         """The request ``key`` came back (or failed): its real cost replaces the reservation."""
         with self._lock:
@@ -93,6 +100,8 @@ def dispatch_rounds(items: list[T], budget: Optional[Budget], key: Callable[[T],
     while todo:
         held: set[str] = set()
         yield from send(gate(todo, budget, key, worst, held))
+        if budget is not None:
+            budget.close_round()
         if not held:
             return
         if budget is None or budget.stopped:
