@@ -189,3 +189,33 @@ def test_an_unfinished_batch_is_collected_even_online(tmp_path: Path, api: Any, 
     rejudge(RunFolder(store.path), online, log=lambda m: None)
     assert srv.generation_requests() == [] and len(handler.batches) == 1
     assert all(j.status == "ok" and j.details["usage"]["mode"] == "batch" for j in by_sample(store.path).values())
+
+
+@pytest.mark.slow
+def test_run_with_a_capped_batch_judge_then_continue(tmp_path: Path, api: Any,
+                                                     demo_checkpoints: dict[str, Path]) -> None:
+    """`sfteval run --judge ... --judge-mode batch --max-judge-calls 3` on a real checkpoint, then `sfteval judge`."""
+    from clikit import cli
+
+    handler, srv = api
+    sfteval = cli(timeout=900)
+    out = tmp_path / "results"
+    proc = sfteval("run", "--model", str(demo_checkpoints["v1"]), "--suite", str(REPO / "suites" / "demo"), "--out",
+                   str(out), "--run-name", "v1", "--limit", "1", "--no-probes", "--judge", "default-en",
+                   "--judge-model", "scripted-judge", "--judge-base-url", srv.base_url, "--judge-samples", "2",
+                   "--judge-mode", "batch", "--judge-option", "batch_poll_s=0.05", "--max-judge-calls", "3",
+                   "--judge-option", "price_per_1k_prompt=0.01", "-q")
+    assert proc.returncode == 0, proc.stderr
+    run = out / "v1"
+    n_answers = len((run / "generations.jsonl").read_text().splitlines())
+    assert len(handler.batches) == 1 and len(handler.answered) == 3
+    assert "judge samples were not judged (budget)" in proc.stderr
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["judge"]["reliability"]["not_judged"] == 2 * n_answers - 3
+    assert summary["judge"]["usage"]["batch_calls"] == 3 and summary["judge"]["usage"]["cost"] > 0
+    proc = sfteval("judge", str(run), "-q")  # the recorded judge: batch mode again, no cap
+    assert proc.returncode == 0, proc.stderr
+    assert len(handler.batches) == 2 and len(handler.answered) == len(set(handler.answered)) == 2 * n_answers
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["judge"]["reliability"]["not_judged"] == 0 and summary["judge"]["usage"]["calls"] == 2 * n_answers
+    assert srv.generation_requests() == []
