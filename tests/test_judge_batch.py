@@ -6,6 +6,7 @@ while it polls (SIGKILL) or right after creating its batch -- and never the same
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from sfteval.harness.runner import rejudge
 from test_judge_stage import ITEMS, V1, make_run
 
 PRICES = {"price_per_1k_prompt": 0.4, "price_per_1k_completion": 1.6}
+SECRET = "sk-batch-secret-never-stored-7331"
 
 
 @pytest.fixture
@@ -137,7 +139,8 @@ def test_sigkill_while_polling_then_resume(tmp_path: Path, api: Any) -> None:
     args = [sys.executable, "-m", "sfteval.harness.cli", "judge", str(store.path), "--judge", "default-en",
             "--judge-model", "scripted-judge", "--judge-base-url", srv.base_url, "--judge-samples", "2",
             "--judge-mode", "batch", "--judge-option", "batch_poll_s=0.05", "--judge-option", "max_retries=0", "-q"]
-    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    env = {**os.environ, "OPENAI_API_KEY": SECRET}
+    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     try:
         deadline = time.monotonic() + 120
         while not (handler.batches and any(b["polled"] >= 3 for b in handler.batches.values())):
@@ -153,13 +156,16 @@ def test_sigkill_while_polling_then_resume(tmp_path: Path, api: Any) -> None:
     assert len(state) == 1 and state[0]["batch_id"] and not state[0]["consumed"]  # stored the moment it existed
     assert not by_sample(store.path)  # nothing judged yet
     handler.polls = 0  # the batch finishes now
-    done = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr
     assert len(handler.batches) == 1  # polled the same batch, submitted nothing again
     assert len(handler.answered) == len(set(handler.answered)) == 2 * len(ITEMS)
     records = by_sample(store.path)
     assert len(records) == 2 * len(ITEMS) and all(j.status == "ok" for j in records.values())
     assert batch_state(store.path)[0]["consumed"] and srv.generation_requests() == []
+    assert any(r.headers.get("authorization") == f"Bearer {SECRET}" for r in srv.requests)  # the key was used ...
+    for f in store.path.rglob("*"):  # ... and never written anywhere
+        assert not f.is_file() or SECRET not in f.read_text(errors="replace"), f
 
 
 def test_batch_mode_needs_a_batch_capable_judge_backend(tmp_path: Path) -> None:

@@ -271,3 +271,18 @@ def test_budget_rounds_wait_for_requests_in_flight_and_always_end() -> None:
     assert list(dispatch_rounds(["p", "q", "r"], calls, lambda k: k, lambda a: iter(list(a)), lambda k: 0.0,
                                 refused)) == ["p", "q"]
     assert refused == {"r"}
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"batch_poll_s": "abc"}, "batch_poll_s='abc': expected a number above 0"),
+    ({"batch_max_requests": 0}, "batch_max_requests=0: expected a whole number above 0"),
+    ({"batch_args": "--x"}, "batch_args='--x': expected a list"),
+    ({"price_per_1k_prompt": -1}, "price_per_1k_prompt=-1: expected a number >= 0"),
+])
+def test_bad_judge_options_are_one_error_naming_the_option(tmp_path: Path, judge: JudgeServer,
+                                                           options: dict[str, Any], message: str) -> None:
+    store = make_run(tmp_path, "v1", V1)
+    spec = judge.spec(k=1, **options)
+    with pytest.raises(JudgeError, match=message.replace("[", r"\[")):
+        rejudge(RunFolder(store.path), spec, log=lambda m: None)
+    assert judge.srv.requests == [] and not store.read("judgments")

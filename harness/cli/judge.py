@@ -111,7 +111,9 @@ def _dispatch_fields(values: dict[str, Any]) -> dict[str, Any]:
 def check_spec(spec: "JudgeSpec") -> None:
     """Settings that cannot work together, as one usage error naming them (before anything is loaded)."""
     from ..judging.cost import Prices
+    from ..judging.spec import check_judge_options
 
+    check_judge_options(spec)  # a JudgeError: one line, exit 2
     if spec.mode == "batch" and spec.backend not in ("openai", "vllm"):
         raise click.UsageError(f"--judge-mode batch needs --judge-backend openai (the Batch API) or vllm (its offline "
                                f"batch runner), not {spec.backend}")

@@ -25,7 +25,7 @@ from ..models import Judgment, SamplingParams
 from ..store import content_key
 from .budget import BUDGET, Budget, dispatch_rounds
 from .cost import Prices, TokenCounter, counter_for
-from .spec import JudgeError, JudgeSpec, backend_options, judge_identity
+from .spec import JudgeError, JudgeSpec, backend_options, check_judge_options, judge_identity
 
 ParseResult = Union[ParsedScores, ParsedVerdict, Unparsed]
 #: Seed offset of the one retry of an unparsed sample (a seeded server would repeat the same text).
@@ -109,6 +109,7 @@ class JudgeClient:
         self._renderer: Any = None
         self._judge_id: Optional[str] = None
         self._counter: Optional[TokenCounter] = None
+        check_judge_options(spec)
         self.prices = Prices.of(spec)
         self.budget = budget_for(spec, self.prices)
         self.refused: set[str] = set()  #: keys of the last generate() that the budget kept back

@@ -109,6 +109,33 @@ JUDGE_OPTIONS = frozenset({"batch_discount", "batch_poll_s", "batch_window", "ba
                            "batch_resubmits", "batch_args"})
 PRICE_OPTIONS = ("price_per_1k_prompt", "price_per_1k_completion")
 JUDGE_MODES = ("online", "batch")
+#: the judge options sfteval reads, and the type each must have
+_OPTION_TYPES: dict[str, tuple[type, ...]] = {
+    "batch_discount": (int, float), "batch_poll_s": (int, float), "batch_max_requests": (int,),
+    "batch_resubmits": (int,), "batch_window": (str,), "batch_args": (list,),
+    "price_per_1k_prompt": (int, float), "price_per_1k_completion": (int, float),
+}
+
+
+def check_judge_options(spec: "JudgeSpec") -> None:
+    """The judge options sfteval itself reads, checked before anything is sent (one error naming the option)."""
+    if spec.mode not in JUDGE_MODES:
+        raise JudgeError(f"--judge-mode {spec.mode!r}: choose one of {', '.join(JUDGE_MODES)}")
+    for name, types in _OPTION_TYPES.items():
+        value = spec.options.get(name)
+        if value is None:
+            continue
+        ok = isinstance(value, types) and not isinstance(value, bool)
+        if ok and isinstance(value, (int, float)) and not isinstance(value, bool):
+            ok = value >= 0 and (name not in ("batch_max_requests", "batch_poll_s") or value > 0)
+        if not ok:
+            kind = {(int, float): "a number", (int,): "a whole number", (str,): "a string",
+                    (list,): "a list (YAML: '[a, b]')"}[types]
+            if types in ((int, float), (int,)):
+                kind += " above 0" if name in ("batch_max_requests", "batch_poll_s") else " >= 0"
+            raise JudgeError(f"--judge-option {name}={value!r}: expected {kind}")
+    if spec.tokenizer is not None and not Path(spec.tokenizer).expanduser().exists():
+        raise JudgeError(f"--judge-tokenizer {spec.tokenizer}: no such folder")
 
 
 def backend_options(spec: JudgeSpec) -> dict[str, Any]:
