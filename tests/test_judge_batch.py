@@ -225,3 +225,18 @@ def test_run_with_a_capped_batch_judge_then_continue(tmp_path: Path, api: Any,
     summary = json.loads((run / "summary.json").read_text())
     assert summary["judge"]["reliability"]["not_judged"] == 0 and summary["judge"]["usage"]["calls"] == 2 * n_answers
     assert srv.generation_requests() == []
+
+
+def test_pairs_in_batch_mode_keep_their_batch_ids_in_the_pair_folder(tmp_path: Path, api: Any) -> None:
+    from sfteval.harness.judging.pair import judge_pair
+
+    handler, srv = api
+    a, b = make_run(tmp_path, "v1", V1), make_run(tmp_path, "v2", dict(V1, k2=["<tok_7>"], w1=["a blue cat"]))
+    summary = judge_pair(a, b, batch_spec(srv, k=2), log=lambda m: None)
+    assert len(handler.batches) == 1 and len(handler.answered) == 2 * 2 * 2  # 2 differing pairs x 2 orders x k
+    assert srv.generation_requests() == [] and summary["usage"]["batch_calls"] == 8
+    assert summary["overall"]["loss"] == pytest.approx(2 / 5) and summary["reliability"]["errors"] == 0
+    folder = b.path / "pairs" / "v1"
+    assert batch_state(folder)[0]["consumed"] and "Judge cost" in (folder / "pair_report.md").read_text()
+    judge_pair(a, b, batch_spec(srv, k=2), log=lambda m: None)
+    assert len(handler.batches) == 1  # all cached
