@@ -62,6 +62,8 @@ class Guards(_Strict):
 
     max_judge_unparsed_rate: Optional[float] = Field(default=rel.WARN_UNPARSED, ge=0, le=1)
     max_judge_error_rate: Optional[float] = Field(default=rel.WARN_ERROR, ge=0, le=1)
+    #: judge samples a budget kept back (not_judged): guarded like failed requests, in the runs and the pairwise
+    max_judge_not_judged_rate: Optional[float] = Field(default=rel.WARN_ERROR, ge=0, le=1)
     max_generation_error_rate: Optional[float] = Field(default=0.05, ge=0, le=1)
     max_swap_flip_rate: Optional[float] = Field(default=rel.WARN_FLIP, ge=0, le=1)
     suite_hash_mismatch: Literal["fail", "warn"] = "fail"
@@ -220,6 +222,11 @@ def _guards(diff: "DiffResult", g: Guards) -> list[Guard]:
          {k: r.judge_unparsed_rate for k, r in runs.items()}, "the judge's unparsed rate")
     rate("max_judge_error_rate", g.max_judge_error_rate,
          {k: r.judge_error_rate for k, r in runs.items()}, "the judge's error rate")
+    not_judged = {k: r.judge_not_judged_rate for k, r in runs.items()}
+    if diff.pairwise is not None:
+        not_judged["pairwise judging"] = diff.pairwise.reliability.get("not_judged_rate")
+    rate("max_judge_not_judged_rate", g.max_judge_not_judged_rate, not_judged,
+         "the share of judge samples not judged (budget)")
     rate("max_generation_error_rate", g.max_generation_error_rate,
          {k: r.generation_error_rate for k, r in runs.items()}, "the generation error rate")
     if diff.pairwise is not None:

@@ -13,7 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 SCHEMA_VERSION = 1
 
 Role = Literal["system", "user", "assistant"]
-Status = Literal["ok", "unparsed", "error"]
+#: a judgment's status: ``not_judged`` is a judge call that was never sent (``reason`` says why, e.g. ``budget``);
+#: like ``error`` it carries no score and is sent again by a later re-judge
+Status = Literal["ok", "unparsed", "error", "not_judged"]
 
 
 class FieldError(ValueError):

@@ -27,11 +27,17 @@ WARN_POSITION = 0.65
 
 
 def status_rates(statuses: Iterable[str]) -> dict[str, Any]:
-    """Share of judge samples that were unparsed / failed; they are excluded from scores, never 0."""
+    """Share of judge samples that were unparsed / failed / not judged (budget); all are excluded from scores,
+    never 0."""
     s = list(statuses)
     n = len(s)
+
+    def rate(status: str) -> Optional[float]:
+        return s.count(status) / n if n else None
+
     return {"samples": n, "unparsed": s.count("unparsed"), "errors": s.count("error"),
-            "unparsed_rate": s.count("unparsed") / n if n else None, "error_rate": s.count("error") / n if n else None}
+            "not_judged": s.count("not_judged"), "unparsed_rate": rate("unparsed"), "error_rate": rate("error"),
+            "not_judged_rate": rate("not_judged")}
 
 
 def repeat_spread(groups: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
@@ -175,6 +181,9 @@ MIN_ITEMS_FOR_WARNINGS = 10
 def threshold_warnings(rel: Mapping[str, Any], n_items: int) -> list[str]:
     """Plain-language warnings for reliability numbers past their thresholds (``n_items`` judged)."""
     out: list[str] = []
+    if rel.get("not_judged"):  # whatever the item count: the scores cover only part of the work
+        out.append(f"{rel['not_judged']} judge samples were not judged (the budget ran out): scores cover the "
+                   "judged ones only; judge again (with a higher cap) to continue")
     if n_items < MIN_ITEMS_FOR_WARNINGS:
         return out
     checks = [

@@ -15,6 +15,7 @@ from typing import Optional, Union
 from pydantic import ValidationError
 
 from .judging.spec import load_active
+from .judging.usage import judge_usage
 from .models import Item, RunManifest
 from .report import run_report_markdown
 from .scoring import group_metrics, item_frame, summarize
@@ -90,9 +91,13 @@ class RunFolder(RunStore):
             "judgments": len(records.judgments),
             "unparsed": sum(j.status == "unparsed" for j in judgments),
             "judge_errors": sum(j.status == "error" for j in judgments),
+            "not_judged": sum(j.status == "not_judged" for j in judgments),
             "probes": len(records.probes),
             "probe_errors": sum(r.status != "ok" for r in records.probes.values()),
         }
+        usage = judge_usage(judgments)  # every judge's calls in this folder, per task_type
+        if usage is not None:
+            manifest.usage = {**manifest.usage, "judge": usage}
         summary = build_summary(manifest, records)
         self.write_json(SUMMARY, summary.as_json())
         self.write_text(REPORT, run_report_markdown(manifest, summary))

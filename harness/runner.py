@@ -15,7 +15,9 @@ from typing import Any, Callable, Optional
 from . import __version__
 from .backends import backend_class, create_backend
 from .backends.base import Backend
+from .judging.adaptive import single_units
 from .judging.answers import check_answer_types, stored_suite, suite_answer_types
+from .judging.dryrun import Estimate, estimate, placeholder_targets
 from .judging.single import JudgeScorer
 from .judging.spec import ActiveJudge, JudgeError, JudgeSpec, effective_k, save_active, spec_from_manifest
 from .modelref import local_tokenizer_path, resolve_model
@@ -29,7 +31,7 @@ from .stages.registry import stages as registered_stages
 from .store import JUDGE_CONFIG
 from .suite import Suite, load_suite
 
-__all__ = ["RunError", "RunOptions", "rejudge", "run_eval"]
+__all__ = ["RunError", "RunOptions", "estimate_rejudge", "estimate_run", "rejudge", "run_eval"]
 
 #: RunSettings fields and the command-line options that set them
 _SETTING_FLAGS = {"limit": "--limit", "prompt_format": "--prompt-format", "tokenizer": "--tokenizer",
@@ -289,6 +291,26 @@ def add_usage(before: dict[str, Any], session: dict[str, Any]) -> dict[str, Any]
     return out
 
 
+def _rejudge_setup(folder: RunFolder, spec: Optional[JudgeSpec], overrides: Optional[dict[str, Any]],
+                   log: Callable[[str], None]) -> tuple[JudgeScorer, list[Item], RunManifest]:
+    """The scorer `sfteval judge RUN` uses: the given judge, else the one the run recorded with ``overrides``."""
+    manifest = folder.manifest()
+    recorded = manifest.judge
+    if spec is None:
+        if not recorded:
+            raise JudgeError(f"run {folder.run_id} has no judge recorded: pass --judge CONFIG --judge-model NAME")
+        spec = spec_from_manifest(folder.path, recorded, **(overrides or {}))
+    spec = spec.keep_recorded_cache_key(recorded)
+    cfg = spec.load_config()
+    k = effective_k(cfg, spec.samples)
+    items = folder.items()
+    answer_type_of = suite_answer_types(stored_suite(manifest, log))
+    check_answer_types(cfg, items, answer_type_of)
+    scorer = JudgeScorer(spec, cfg, k, folder.read("judgments", Judgment), answer_type_of=answer_type_of, log=log,
+                         workdir=folder.path)
+    return scorer, items, manifest
+
+
 def rejudge(folder: RunFolder, spec: Optional[JudgeSpec], *, overrides: Optional[dict[str, Any]] = None,
             log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> dict[str, int]:
     """(Re)judge a run's stored answers and rewrite its summary.json and report.md (`sfteval judge RUN`).
@@ -296,23 +318,13 @@ def rejudge(folder: RunFolder, spec: Optional[JudgeSpec], *, overrides: Optional
     Why no generation: answers, items and the rendered prompts are all in the run folder, so a new judge (or a
     fixed config) costs only judge calls -- and none for judgments already cached. Without ``spec`` the judge
     recorded in the run is used (``overrides`` replace single settings). Returns counts of the active judge's
-    samples (total, unparsed, errors) and of the new records.
+    samples (total, unparsed, errors, not judged) and of the new records.
     """
     folder.lock()
     try:
-        manifest = folder.manifest()
+        scorer, items, manifest = _rejudge_setup(folder, spec, overrides, log)
         recorded = manifest.judge
-        if spec is None:
-            if not recorded:
-                raise JudgeError(f"run {folder.run_id} has no judge recorded: pass --judge CONFIG --judge-model NAME")
-            spec = spec_from_manifest(folder.path, recorded, **(overrides or {}))
-        spec = spec.keep_recorded_cache_key(recorded)
-        cfg = spec.load_config()
-        k = effective_k(cfg, spec.samples)
-        items = folder.items()
-        answer_type_of = suite_answer_types(stored_suite(manifest, log))
-        check_answer_types(cfg, items, answer_type_of)
-        scorer = JudgeScorer(spec, cfg, k, folder.read("judgments", Judgment), answer_type_of=answer_type_of, log=log)
+        spec, cfg, k = scorer.spec, scorer.cfg, scorer.k
         written = run_scorers(folder, [scorer], score_targets(items, folder.read("generations")))
         snapshot_used = recorded and Path(spec.config) == folder.path / JUDGE_CONFIG
         save_active(folder, manifest, spec, cfg, k, scorer.client.judge_id)
@@ -323,6 +335,50 @@ def rejudge(folder: RunFolder, spec: Optional[JudgeSpec], *, overrides: Optional
         active = [j for j in folder.read("judgments", Judgment).values() if j.mode == "single" and judge.selects(j)]
         return {"records": written, "backend_calls": scorer.client.calls, "samples": len(active),
                 "errors": sum(j.status == "error" for j in active),
-                "unparsed": sum(j.status == "unparsed" for j in active)}
+                "unparsed": sum(j.status == "unparsed" for j in active),
+                "not_judged": sum(j.status == "not_judged" for j in active)}
     finally:
         folder.close()
+
+
+def estimate_rejudge(folder: RunFolder, spec: Optional[JudgeSpec], *, overrides: Optional[dict[str, Any]] = None,
+                     log: Callable[[str], None] = lambda m: None) -> Estimate:
+    """`sfteval judge RUN --dry-run`: what judging the stored answers would send and cost; nothing is written."""
+    scorer, items, _ = _rejudge_setup(folder, spec, overrides, log)
+    calls = scorer.calls(score_targets(items, folder.read("generations")))
+    adaptive = scorer.cfg.sampling.adaptive and scorer.k > 1
+    return estimate(f"judge {folder.run_id}", calls, scorer.client, scorer.existing,
+                    units=single_units if adaptive else None)
+
+
+def estimate_run(opts: RunOptions, log: Callable[[str], None] = lambda m: None) -> Estimate:
+    """`sfteval run --judge ... --dry-run`: the judge calls of a new run, before any answer exists (no model is
+    loaded). Each answer counts as its task_type's max_new_tokens, so the prompt tokens are an upper estimate."""
+    if opts.judge is None:
+        raise RunError("--dry-run estimates what the judge will cost: pass --judge CONFIG --judge-model NAME")
+    if opts.resume:
+        raise RunError(f"--dry-run with --resume: `sfteval judge {opts.resume} --dry-run` estimates judging the "
+                       "stored answers")
+    suite = load_suite(opts.suite)
+    items = select_items(suite, opts.limit)
+    spec = opts.judge
+    cfg = spec.load_config()
+    k = effective_k(cfg, spec.samples)
+    answer_type_of = suite_answer_types(suite)
+    check_answer_types(cfg, items, answer_type_of)
+    scorer = JudgeScorer(spec, cfg, k, {}, answer_type_of=answer_type_of, log=log)
+    settings = sampling_defaults(suite, opts.overrides)
+
+    def max_new(item: Item) -> int:
+        return int(opts.overrides.get("max_new_tokens") or suite.settings_for(item.task_type).max_new_tokens
+                   or settings["max_new_tokens"])
+
+    calls = scorer.calls(placeholder_targets(items, lambda it: int(suite.settings_for(it.task_type).samples or 1)))
+    by_id = {it.id: it for it in items}
+    adaptive = cfg.sampling.adaptive and k > 1
+    est = estimate(f"run {opts.run_name or 'NEW'} on {suite.name}", calls, scorer.client, {},
+                   units=single_units if adaptive else None,
+                   extra_tokens=lambda c: max_new(by_id[c.template.item_id]) * by_id[c.template.item_id].n_answer_turns)
+    est.notes.append("the answers do not exist yet: each counts as max_new_tokens tokens (an upper estimate, in the "
+                     "candidate's tokens); `sfteval judge RUN --dry-run` counts the stored answers exactly")
+    return est

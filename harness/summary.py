@@ -45,14 +45,43 @@ class JudgeReliability(BaseModel):
     samples: int
     unparsed: int
     errors: int
+    not_judged: int = 0  #: judge samples never sent (the budget ran out): no score, sent by a later re-judge
     unparsed_rate: Optional[float] = None
     error_rate: Optional[float] = None
+    not_judged_rate: Optional[float] = None
     repeat_spread: dict[str, dict[str, float]] = Field(default_factory=dict)
     mean_repeat_std: Optional[float] = None
     length_correlation: Optional[float] = None
     swap_flip_rate: Optional[float] = None
     injection_flagged_items: list[str] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
+
+
+class UsageCounts(BaseModel):
+    """What judging cost: requests sent, tokens, USD at the configured prices."""
+
+    calls: int = 0  #: judge requests sent (an unparsed answer's retry included)
+    batch_calls: int = 0  #: of those, through a batch (OpenAI Batch API or vLLM's batch runner)
+    cached: int = 0  #: judge samples without a request of their own (the cache, or an identical prompt's request)
+    not_judged: int = 0  #: judge samples the budget kept back
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: Optional[float] = None  #: USD; None when no prices were configured
+
+
+class AdaptiveSavings(BaseModel):
+    """Adaptive repeats: samples fixed k would draw, samples drawn, and the difference (judge calls saved)."""
+
+    samples_max: int
+    samples_drawn: int
+    saved: int
+
+
+class JudgeUsage(UsageCounts):
+    """Totals of the run's active judge, and the same per task_type (both levels)."""
+
+    task_types: dict[str, UsageCounts] = Field(default_factory=dict)
+    adaptive: Optional[AdaptiveSavings] = None
 
 
 class JudgeBlock(BaseModel):
@@ -69,6 +98,7 @@ class JudgeBlock(BaseModel):
     items_scored: int
     dimensions: dict[str, str] = Field(default_factory=dict)
     reliability: JudgeReliability
+    usage: Optional[JudgeUsage] = None
 
 
 class LostKnowledge(BaseModel):

@@ -111,6 +111,10 @@ class Sampling(_Strict):
     top_p: float = Field(1.0, gt=0, le=1)
     max_tokens: int = Field(2048, ge=1)
     seed: int = 0
+    #: adaptive repeats: draw samples one round at a time and stop once the first ones agree (two samples with
+    #: the same overall score; the same verdict in both orders of a pair), up to k. Not part of the config
+    #: hash: it decides how many samples are drawn, never what a sample says, so cached judgments stay valid.
+    adaptive: bool = False
 
     @model_validator(mode="after")
     def _k_needs_temperature(self) -> "Sampling":
@@ -370,6 +374,8 @@ def _check_placeholders(where: str, t: Template, allowed: set[str], required: se
 #: Fields added after the first release, left out of the hash while at their default: a config written
 #: before they existed keeps its hash, so its runs' snapshots and cached judgments stay valid.
 _LATER_FIELDS = {"parser": {"verdict_labels": ParserOptions().verdict_labels}}
+#: Fields that never enter the hash: they change how many judge calls are made, not what a call answers.
+_UNHASHED = {"sampling": ("adaptive",)}
 
 
 def config_hash(config: JudgeConfig) -> str:
@@ -379,6 +385,9 @@ def config_hash(config: JudgeConfig) -> str:
         for name, default in fields.items():
             if data[section].get(name) == default:
                 del data[section][name]
+    for section, names in _UNHASHED.items():
+        for name in names:
+            data[section].pop(name, None)
     blob = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 

@@ -90,13 +90,18 @@ class Backend(ABC):
     prompt_mode: str = "rendered"
     #: the run shows progress (False with --quiet): a backend with a display of its own honours it
     progress: bool = True
+    #: generate() takes the next request from its iterable only when it can send it, so a caller may decide
+    #: per request whether to send it (the judge's budget); otherwise the caller passes a list
+    streams_requests: ClassVar[bool] = False
 
     def __init__(self, options: BackendOptions):
         self.options = options
 
     @abstractmethod
     def generate(self, requests: list[GenRequest]) -> Iterator[GenResult]:
-        """Yield one result per request as soon as it is done (any order); never drop a request."""
+        """Yield one result per request as soon as it is done (any order); never drop a request.
+
+        With ``streams_requests`` it may be any iterable, consumed lazily."""
 
     def logprobs(self, requests: list[LogprobRequest]) -> Iterator[LogprobResult]:
         raise BackendError(

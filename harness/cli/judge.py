@@ -35,6 +35,30 @@ def judge_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                           "The key itself is never stored."),
         click.option("--judge-option", "judge_option", multiple=True, metavar="KEY=VALUE",
                      help="Judge-backend option, repeatable (e.g. concurrency=32, device=cuda:1)."),
+        click.option("--judge-mode", type=click.Choice(["online", "batch"]),
+                     help="online (default): requests through the judge backend. batch: the OpenAI Batch API "
+                          "(about half the price, results within its window; --judge-option batch_poll_s=30) or, "
+                          "with --judge-backend vllm, vLLM's offline batch runner. The batch ids are kept in the run "
+                          "folder: a killed command, run again, collects the same batch and pays nothing twice."),
+        click.option("--judge-adaptive/--judge-fixed-repeats", "judge_adaptive", default=None,
+                     help="Adaptive repeats (the config's sampling.adaptive): draw judge samples one round at a time "
+                          "and stop once the first ones agree (2 equal overall scores; the same verdict in both "
+                          "orders of a pair), up to k. Cached judgments stay valid either way."),
+        click.option("--judge-tokenizer", metavar="PATH",
+                     help="A local tokenizer folder that counts the judge's prompt tokens for --dry-run and "
+                          "--max-cost (default: a local judge's own; tiktoken for OpenAI models when installed; "
+                          "else an estimate, said so)."),
+        click.option("--max-cost", type=click.FloatRange(min=0), metavar="USD",
+                     help="Spend at most this on judge calls in this command, at the configured prices "
+                          "(--judge-option price_per_1k_prompt=... price_per_1k_completion=...). Dispatch stops "
+                          "before a request could pass it; what was not sent is stored as not_judged (reason "
+                          "budget, never a score) and a later run continues there. Cached calls are free."),
+        click.option("--max-judge-calls", type=click.IntRange(min=0), metavar="N",
+                     help="Send at most N judge requests in this command (retries of unparsed answers count); "
+                          "the rest is not_judged (budget), continued by a later run."),
+        click.option("--dry-run", is_flag=True,
+                     help="Print the judge calls needed (new vs already judged or cached), prompt tokens, "
+                          "completion tokens and cost at the configured prices; send nothing, write nothing."),
         click.option("--judge-cache-key", type=click.Choice(["endpoint", "model"]),
                      help="What identifies the judge in the cache. endpoint (default): model name, endpoint URL "
                           "and answer-changing options, so moving the judge server re-sends every request. model: "
@@ -56,7 +80,9 @@ def spec_from_options(values: dict[str, Any], *, progress: bool = True,
     from ..judging.spec import DEFAULT_API_KEY_ENV, JudgeSpec, effective_k
 
     config, model = values.get("judge"), values.get("judge_model")
-    given = [f"--{k.replace('_', '-')}" for k, v in values.items() if k.startswith("judge_") and v not in (None, ())]
+    budget_keys = ("max_cost", "max_judge_calls", "dry_run")
+    given = [f"--{k.replace('_', '-')}" for k, v in values.items()
+             if (k.startswith("judge_") or k in budget_keys) and v not in (None, (), False)]
     if config is None:
         if given and not recorded_ok:
             raise click.UsageError(f"{', '.join(given)} need --judge CONFIG (and --judge-model NAME)")
@@ -68,9 +94,32 @@ def spec_from_options(values: dict[str, Any], *, progress: bool = True,
                      api_key_env=values.get("judge_api_key_env") or DEFAULT_API_KEY_ENV,
                      samples=values.get("judge_samples"), progress=progress,
                      options=parse_key_values(tuple(values.get("judge_option") or ()), "--judge-option"),
-                     cache_key=values.get("judge_cache_key"))
+                     cache_key=values.get("judge_cache_key"), **_dispatch_fields(values))
+    check_spec(spec)
     effective_k(spec.load_config(), spec.samples)  # a bad config fails now, before any model loads
     return spec
+
+
+def _dispatch_fields(values: dict[str, Any]) -> dict[str, Any]:
+    """JudgeSpec fields of how judge calls are sent and capped (never recorded as the judge's identity)."""
+    out = {"mode": values.get("judge_mode"), "tokenizer": values.get("judge_tokenizer"),
+           "adaptive": values.get("judge_adaptive"), "max_cost": values.get("max_cost"),
+           "max_calls": values.get("max_judge_calls")}
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def check_spec(spec: "JudgeSpec") -> None:
+    """Settings that cannot work together, as one usage error naming them (before anything is loaded)."""
+    from ..judging.cost import Prices
+    from ..judging.spec import check_judge_options
+
+    check_judge_options(spec)  # a JudgeError: one line, exit 2
+    if spec.mode == "batch" and spec.backend not in ("openai", "vllm"):
+        raise click.UsageError(f"--judge-mode batch needs --judge-backend openai (the Batch API) or vllm (its offline "
+                               f"batch runner), not {spec.backend}")
+    if spec.max_cost is not None and not Prices.of(spec).known:
+        raise click.UsageError("--max-cost needs the judge's prices: --judge-option price_per_1k_prompt=USD "
+                               "--judge-option price_per_1k_completion=USD")
 
 
 def overrides_from_options(values: dict[str, Any]) -> dict[str, Any]:
@@ -78,7 +127,8 @@ def overrides_from_options(values: dict[str, Any]) -> dict[str, Any]:
 
     out = {"model": values.get("judge_model"), "backend": values.get("judge_backend"),
            "base_url": values.get("judge_base_url"), "api_key_env": values.get("judge_api_key_env"),
-           "samples": values.get("judge_samples"), "cache_key": values.get("judge_cache_key")}
+           "samples": values.get("judge_samples"), "cache_key": values.get("judge_cache_key"),
+           **_dispatch_fields(values)}
     if values.get("judge_option"):
         out["options"] = parse_key_values(tuple(values["judge_option"]), "--judge-option")
     return {k: v for k, v in out.items() if v is not None}
@@ -93,6 +143,15 @@ Examples:
   sfteval judge --pair v1 v2 --judge default-en --judge-model gpt-4o   # v2 (candidate) vs v1 (baseline)
   sfteval judge results/v2 --judge-base-url http://gpu2:9000/v1 --judge-cache-key model
                                                    # the same judge model, moved: cached, no calls
+
+\b
+Cost:
+  sfteval judge v2 --judge default-en --judge-model gpt-4o --judge-option price_per_1k_prompt=0.0025 \\
+      --judge-option price_per_1k_completion=0.01 --dry-run      # calls, tokens, cost; nothing sent
+  sfteval judge v2 --max-cost 5                    # the recorded judge, at most $5 now; again continues
+  sfteval judge v2 --max-judge-calls 500           # at most 500 requests now
+  sfteval judge v2 --judge-mode batch              # the Batch API at half price; killed? run it again
+  sfteval judge --pair v1 v2 --judge-adaptive      # stop repeats once both orders agree
 
 \b
 Single grading rewrites RUN/summary.json and RUN/report.md. Pairwise writes
@@ -138,8 +197,9 @@ def _judge(runs: tuple[str, ...], pair: bool, out: Path, quiet: bool, values: di
                                else "give one run to judge (or --pair RUN_A RUN_B)")
     spec = spec_from_options(values, progress=not quiet, recorded_ok=True)  # fails before anything is read
     overrides = {**overrides_from_options(values), "progress": not quiet}
+    dry_run = values.get("dry_run")
     if pair:
-        from ..judging.pair import judge_pair
+        from ..judging.pair import estimate_pair, judge_pair
         from ..store import PAIR_REPORT
 
         a, b = RunFolder.open(runs[0], out), RunFolder.open(runs[1], out)
@@ -148,13 +208,23 @@ def _judge(runs: tuple[str, ...], pair: bool, out: Path, quiet: bool, values: di
             if not recorded:
                 raise click.UsageError(f"run {b.run_id} has no recorded judge: pass --judge CONFIG --judge-model NAME")
             spec = spec_from_manifest(b.path, recorded, **overrides)
+            check_spec(spec)
+        if dry_run:
+            click.echo(estimate_pair(a, b, spec).render(), nl=False)
+            return
         summary = judge_pair(a, b, spec, log=stderr_log)
         if not quiet:
             click.echo((b.pair_dir(a.run_id) / PAIR_REPORT).read_text(encoding="utf-8"))
         r = summary["reliability"]
+        _warn_not_judged(r.get("not_judged", 0), f"--pair {runs[0]} {runs[1]}")
         _exit_on_errors(r["errors"], r["samples"], f"--pair {runs[0]} {runs[1]}")
         return
     folder = RunFolder.open(runs[0], out)
+    if dry_run:
+        from ..runner import estimate_rejudge
+
+        click.echo(estimate_rejudge(folder, spec, overrides=overrides, log=stderr_log).render(), nl=False)
+        return
     counts = rejudge(folder, spec, overrides=overrides, log=stderr_log)
     if not quiet:
         from ..judging.report import run_judge_markdown
@@ -164,8 +234,17 @@ def _judge(runs: tuple[str, ...], pair: bool, out: Path, quiet: bool, values: di
         click.echo(summary_table(summary))
         click.echo("\n" + run_judge_markdown(summary))
         click.echo(f"judged: {counts['samples']} judge samples ({counts['records']} new), "
-                   f"{counts['unparsed']} unparsed, {counts['errors']} failed; run: {folder.path}")
+                   f"{counts['unparsed']} unparsed, {counts['errors']} failed, {counts['not_judged']} not judged "
+                   f"(budget); run: {folder.path}")
+    _warn_not_judged(counts["not_judged"], runs[0])
     _exit_on_errors(counts["errors"], counts["samples"], runs[0])
+
+
+def _warn_not_judged(n: int, again: str) -> None:
+    """The budget ran out: say so on stderr (the exit status stays 0: the command did what it was told)."""
+    if n:
+        click.echo(f"sfteval: warning: {n} judge samples were not judged (budget); they are excluded from scores "
+                   f"and `sfteval judge {again}` (with a higher cap) continues there", err=True)
 
 
 def judge_notes(summary: "RunSummary") -> str:
@@ -175,13 +254,19 @@ def judge_notes(summary: "RunSummary") -> str:
         return ""
     r = j.reliability
     lines = [f"\njudge: {j.model} ({j.config}, k={j.samples}): {j.items_scored}/{j.items_judged} items "
-             f"scored; unparsed {r.unparsed}, failed {r.errors} of {r.samples} judge samples"]
+             f"scored; unparsed {r.unparsed}, failed {r.errors}, not judged {r.not_judged} of {r.samples} judge "
+             "samples"]
+    if j.usage is not None:
+        cost = "" if j.usage.cost is None else f", ${j.usage.cost:,.4f}"
+        lines.append(f"judge cost: {j.usage.calls} calls, {j.usage.prompt_tokens:,} prompt + "
+                     f"{j.usage.completion_tokens:,} completion tokens{cost}")
     lines += [f"judge warning: {w}" for w in r.warnings]
     return "\n".join(lines) + "\n"
 
 
 def exit_on_judge_errors(summary: "RunSummary", run_id: str) -> None:
     if summary.judge is not None:
+        _warn_not_judged(summary.judge.reliability.not_judged, run_id)
         _exit_on_errors(summary.judge.reliability.errors, summary.judge.reliability.samples, run_id)
 
 

@@ -23,6 +23,11 @@ Examples:
   sfteval run --model ./ckpt --suite my.jsonl --backend openai --base-url http://127.0.0.1:8000/v1
   sfteval run --model ./ckpt --suite my.jsonl --judge alignbench-zh --judge-model qwen2.5-72b-instruct \
       --judge-base-url http://gpu1:8000/v1                         # LLM judge: dimensions, usable rate
+  sfteval run --model ./ckpt --suite my.jsonl --judge default-en --judge-model gpt-4o \
+      --judge-option price_per_1k_prompt=0.0025 --judge-option price_per_1k_completion=0.01 \
+      --dry-run                                                    # judge calls, tokens, cost; nothing runs
+  sfteval run ... --judge default-en --judge-model gpt-4o --max-cost 20 --judge-mode batch
+                                                                   # Batch API at half price, capped at $20
   sfteval run --model ./ckpt --suite my.jsonl --temperature 0.7 --max-new-tokens 1024   # override suite.yaml
   sfteval run --model ./base-ckpt --suite my.jsonl --prompt-format plain --no-probes   # no chat template
   sfteval run --model ./r1-ckpt --suite my.jsonl --keep-think      # score <think> blocks too
@@ -74,12 +79,18 @@ def run_cmd(seed: int, max_new_tokens: int | None, temperature: float | None, st
             raise click.BadParameter("expected OPEN,CLOSE", param_hint="--think-markers")
         think = ThinkMarkers(open_marker, close_marker)
     quiet = values["quiet"]
-    judge_values = {k: v for k, v in values.items() if k == "judge" or k.startswith("judge_")}
+    judge_values = {k: v for k, v in values.items()
+                    if k == "judge" or k.startswith("judge_") or k in ("max_cost", "max_judge_calls", "dry_run")}
     opts = RunOptions(
         **run_fields(values), seed=seed, think=think,
         overrides={"max_new_tokens": max_new_tokens, "temperature": temperature},
         judge=spec_from_options(judge_values, progress=not quiet), probes=ProbeOptions() if probes else None,
     )
+    if values.get("dry_run"):
+        from ..runner import estimate_run
+
+        click.echo(estimate_run(opts, log=stderr_log).render(), nl=False)
+        return
     folder = run_eval(opts, log=stderr_log)
     summary = folder.summary()
     manifest = folder.manifest()

@@ -80,7 +80,7 @@ def flipped_items(a: pd.DataFrame, b: pd.DataFrame, top: int, texts_a: Optional[
     worse_top = worse_idx[np.argsort(-sev[worse_idx], kind="stable")[:top]]
     better_top = better_idx[np.argsort(sev[better_idx], kind="stable")[:top]]
     metrics = [m for m in a.columns if m in b.columns and (m in used or m.startswith("judge:") or m == "usable")]
-    metrics = [m for m in metrics if m not in ("judge:unparsed", "judge:error", "judge:spread")]
+    metrics = [m for m in metrics if m not in ("judge:unparsed", "judge:error", "judge:not_judged", "judge:spread")]
 
     va, vb = a[metrics].to_numpy(np.float64), b[metrics].to_numpy(np.float64)
 

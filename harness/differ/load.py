@@ -52,6 +52,7 @@ def run_info(store: RunFolder, manifest: RunManifest, records: RunRecords) -> Ru
         info.judge = f"{records.judge.model} ({records.judge.config.name})"
         info.judge_samples = rates["samples"]
         info.judge_unparsed_rate, info.judge_error_rate = rates["unparsed_rate"], rates["error_rate"]
+        info.judge_not_judged_rate = rates["not_judged_rate"]
         stored = _stored_reliability(store)
         info.judge_warnings = list(stored.get("warnings") or [])
         info.judge_reliability = {k: stored.get(k) for k in ("length_correlation", "mean_repeat_std")

@@ -31,6 +31,7 @@ class RunInfo:
     judge_samples: int = 0
     judge_unparsed_rate: Optional[float] = None
     judge_error_rate: Optional[float] = None
+    judge_not_judged_rate: Optional[float] = None  #: judge samples the budget kept back
     generations: int = 0
     generation_error_rate: Optional[float] = None
     judge_warnings: list[str] = field(default_factory=list)

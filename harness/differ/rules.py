@@ -43,6 +43,7 @@ BUILTIN: list[tuple[str, Spec]] = [
     ("usable_score", _r("higher", 0.5)),
     ("judge:unparsed", _r("lower", 0.02, gate=False)),  # the judge's reliability: guarded by the gate instead
     ("judge:error", _r("lower", 0.02, gate=False)),
+    ("judge:not_judged", _r("lower", 0.02, gate=False)),
     ("judge:spread", _r("none", 0.5, gate=False)),  # the judge's repeat spread: not the model's quality
     ("judge:*", _r("higher", 0.5)),
     ("gen:error", _r("lower", 0.02)),

@@ -7,7 +7,8 @@ selects the active judge's records and shapes the result as item-frame columns:
 ``judge:<dim>`` and ``judge:overall`` (medians), ``usable`` (0/1) and ``usable_score`` (the weighted
 score), ``judge:spread`` (population std of the overall score over the parsed judge samples; only with
 two or more, so a task_type's mean says how much the judge disagrees with itself there),
-``judge:unparsed`` / ``judge:error`` (share of judge samples). Several answer samples of one item are
+``judge:unparsed`` / ``judge:error`` / ``judge:not_judged`` (share of judge samples; not judged: the budget
+ran out). Several answer samples of one item are
 averaged, so every item weighs the same.
 """
 
@@ -24,6 +25,7 @@ from sfteval.judges.aggregate import AggregatedScores, aggregate_samples, decide
 from .. import reliability as rel
 from ..models import Generation, Judgment
 from ..stages.base import empty_metrics
+from .usage import adaptive_savings, judge_usage
 
 from ..summary import OVERALL, Headline, JudgeBlock
 
@@ -70,6 +72,7 @@ def judge_item_metrics(records: "RunRecords") -> pd.DataFrame:
             "item_id": a.item_id,
             "judge:unparsed": sum(j.status == "unparsed" for j in a.samples) / n,
             "judge:error": sum(j.status == "error" for j in a.samples) / n,
+            "judge:not_judged": sum(j.status == "not_judged" for j in a.samples) / n,
         }
         if judge is not None and a.agg.ok and a.answer_type is not None:
             u = decide_usability(a.agg.scores, a.agg.overall, judge.config, a.answer_type)
@@ -111,12 +114,16 @@ def judge_summary(records: "RunRecords", manifest: "RunManifest") -> JudgeBlock:
     if fam:
         warnings.insert(0, fam)
     reliability["warnings"] = warnings
+    usage = judge_usage(samples)
+    if usage is not None and judge.config.sampling.adaptive:
+        drawn = sum(j.status != "not_judged" for j in samples)
+        usage["adaptive"] = adaptive_savings(drawn, len(answers), judge.k)
     return JudgeBlock.model_validate({
         "config": judge.config.name, "config_hash": judge.config_hash, "model": judge.model, "samples": judge.k,
         "backend": entry.get("backend"), "items_judged": len({a.item_id for a in answers}),
         "items_scored": len({a.item_id for a in scored}),
         "dimensions": {d.key: d.name for d in judge.config.dimensions if any(d.key in a.agg.scores for a in scored)},
-        "reliability": reliability,
+        "reliability": reliability, "usage": usage,
     })
 
 

@@ -27,7 +27,7 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from sfteval.judges.aggregate import (PairResult, balanced_outcome, candidate_points, combine_pair_samples,
                               position_advantage, verdict_label)
@@ -37,10 +37,15 @@ from .. import reliability as rel
 from ..models import Item, Judgment, RunManifest
 from ..score import ScoreTarget, score_targets
 from ..store import PAIR_ITEMS, PAIR_REPORT, PAIR_SUMMARY, RunStore, content_key, write_text_atomic
+from .adaptive import pair_units, run_adaptive
 from .answers import check_answer_types, suite_answer_types
 from .engine import JudgeCall, JudgeClient, run_calls
 from .single import answers_of
 from .spec import JudgeSpec, effective_k
+from .usage import adaptive_savings, judge_usage
+
+if TYPE_CHECKING:
+    from .dryrun import Estimate
 
 
 
@@ -84,19 +89,30 @@ def judge_pair(baseline_store: RunStore, candidate_store: RunStore, spec: JudgeS
     out.lock()
     try:
         existing = out.read("judgments", Judgment)
-        client = JudgeClient(spec, cfg, log, existing.values())
+        client = JudgeClient(spec, cfg, log, existing.values(), workdir=out.path)
         for j in _identical_records(cfg, client, spec, pairs):
             if j.key not in existing:
                 out.append("judgments", j)
         calls = _calls(cfg, client, spec, k, [(tb, ta) for tb, ta in pairs if not identical(tb, ta)])
+        retry = cfg.parser.retry_unparsed
         try:
-            for j in run_calls(calls, client, existing, retry_unparsed=cfg.parser.retry_unparsed, label="judge pairs"):
+            if cfg.sampling.adaptive and k > 1:
+                records_ = run_adaptive(pair_units(calls), client, existing, retry_unparsed=retry, label="judge pairs")
+            else:
+                records_ = run_calls(calls, client, existing, retry_unparsed=retry, label="judge pairs")
+            for j in records_:
                 out.append("judgments", j)
         finally:
             client.close()
         records = out.read("judgments", Judgment)
         rows = pair_rows(pairs, records, cfg.config_hash(), spec.model, k, judge_id=client.judge_id)
-        summary = pair_summary(rows, [records[c.template.key] for c in calls if c.template.key in records])
+        samples = [records[c.template.key] for c in calls if c.template.key in records]
+        summary = pair_summary(rows, samples)
+        summary["usage"] = judge_usage(samples)
+        if summary["usage"] is not None and cfg.sampling.adaptive:
+            n_pairs = len({(c.template.generation_key, c.template.details["baseline_generation_key"]) for c in calls})
+            drawn = sum(j.status != "not_judged" for j in samples)
+            summary["usage"]["adaptive"] = adaptive_savings(drawn, n_pairs, 2 * k)
         summary.update({
             "schema_version": 1, "candidate_run": b.store.run_id, "baseline_run": a.store.run_id,
             "candidate_model": b.manifest.model.name, "baseline_model": a.manifest.model.name,
@@ -120,6 +136,23 @@ def judge_pair(baseline_store: RunStore, candidate_store: RunStore, spec: JudgeS
         return summary
     finally:
         out.close()
+
+
+def estimate_pair(baseline_store: RunStore, candidate_store: RunStore, spec: JudgeSpec) -> "Estimate":
+    """`sfteval judge --pair A B --dry-run`: the calls both orders would need, their tokens and cost; nothing is
+    sent or written."""
+    from .dryrun import estimate
+
+    cfg = spec.load_config()
+    k = effective_k(cfg, spec.samples)
+    a, b = _side(baseline_store), _side(candidate_store)
+    pairs = [(b.targets[key], a.targets[key]) for key in b.targets if key in a.targets]
+    check_answer_types(cfg, [tb.item for tb, _ in pairs], suite_answer_types(None))
+    existing = RunStore(pair_dir(b.store, a.store)).read("judgments", Judgment)
+    client = JudgeClient(spec, cfg, lambda m: None, existing.values())
+    calls = _calls(cfg, client, spec, k, [(tb, ta) for tb, ta in pairs if not identical(tb, ta)])
+    return estimate(f"judge --pair {a.store.run_id} {b.store.run_id}", calls, client, existing,
+                    units=pair_units if cfg.sampling.adaptive and k > 1 else None)
 
 
 def identical(tb: ScoreTarget, ta: ScoreTarget) -> bool:

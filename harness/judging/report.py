@@ -32,13 +32,16 @@ def judge_table(summary: "RunSummary") -> str:
     dims = summary.judge.dimensions
     metrics = ["usable", "usable_score"] + [f"judge:{d}" for d in dims] + ["judge:overall", "judge:spread",
                                                                           "judge:unparsed", "judge:error"]
+    if summary.judge.reliability.not_judged:
+        metrics.append("judge:not_judged")
     headers = ["task_type", "n", "usable", "usable score"] + list(dims.values()) \
-        + ["overall", "spread", "unparsed", "errors"]
+        + ["overall", "spread", "unparsed", "errors"] + (["not judged"] if "judge:not_judged" in metrics else [])
     groups = list(summary.task_types.items()) + [("[overall]", summary.overall)]
     rows = []
     for name, g in groups:
         m = g.metrics
-        rows.append([_label(name), g.n] + [_pct(m.get(x)) if x in ("usable", "judge:unparsed", "judge:error")
+        rows.append([_label(name), g.n] + [_pct(m.get(x)) if x in ("usable", "judge:unparsed", "judge:error",
+                                                                   "judge:not_judged")
                                            else _num(m.get(x)) for x in metrics])
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 
@@ -49,6 +52,9 @@ def reliability_lines(r: dict[str, Any]) -> list[str]:
         f"- unparsed: {_pct(r.get('unparsed_rate'))} of {r.get('samples', 0)} judge samples "
         f"(excluded from scores, never 0); errors: {_pct(r.get('error_rate'))}",
     ]
+    if r.get("not_judged"):
+        lines.append(f"- not judged (the budget ran out; excluded from scores, never 0): {r['not_judged']} judge "
+                     f"samples ({_pct(r.get('not_judged_rate'))})")
     if spread:
         worst = max(spread.items(), key=lambda kv: kv[1]["mean_std"])
         lines.append(f"- repeat spread (std over judge samples, mean over items): {_num(r.get('mean_repeat_std'))}; "
@@ -97,7 +103,36 @@ def run_judge_markdown(summary: "RunSummary") -> str:
         *reliability_lines(j.reliability.model_dump()),
         "",
     ]
+    if j.usage is not None:
+        lines += ["### Judge cost", "", *usage_lines(j.usage.model_dump()), ""]
     return "\n".join(lines)
+
+
+def _usd(v: Optional[float]) -> str:
+    return "–" if v is None else f"${v:,.4f}"
+
+
+def usage_lines(u: dict[str, Any]) -> list[str]:
+    """Calls, tokens and cost in total and per task_type; what adaptive repeats saved; what was not judged."""
+    head = (f"- {u['calls']} judge calls ({u['batch_calls']} in batches), {u['prompt_tokens']:,} prompt + "
+            f"{u['completion_tokens']:,} completion tokens, cost {_usd(u.get('cost'))}"
+            + ("" if u.get("cost") is not None else " (no prices: --judge-option price_per_1k_prompt=USD "
+                                                    "--judge-option price_per_1k_completion=USD)")
+            + f"; {u['cached']} samples from the cache (free)")
+    lines = [head]
+    a = u.get("adaptive")
+    if a:
+        share = a["saved"] / a["samples_max"] if a["samples_max"] else 0.0
+        lines.append(f"- adaptive repeats: {a['samples_drawn']} of {a['samples_max']} judge samples drawn, "
+                     f"{a['saved']} calls saved ({_pct(share)})")
+    if u.get("not_judged"):
+        lines.append(f"- {u['not_judged']} judge samples not judged (budget): `sfteval judge` again continues")
+    rows = [[_label(name), g["calls"], f"{g['prompt_tokens']:,}", f"{g['completion_tokens']:,}", _usd(g.get("cost")),
+             g["cached"], g["not_judged"]] for name, g in (u.get("task_types") or {}).items()]
+    if rows:
+        headers = ["task_type", "calls", "prompt tokens", "completion tokens", "cost", "cached", "not judged"]
+        lines += ["", tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)]
+    return lines
 
 
 def _signed(v: Optional[float]) -> str:
@@ -130,4 +165,6 @@ def pair_report_markdown(s: dict[str, Any]) -> str:
                "identical", "excluded"]
     lines += ["", tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True),
               "", "## Judge reliability", "", *reliability_lines(s["reliability"]), ""]
+    if s.get("usage"):
+        lines += ["## Judge cost", "", *usage_lines(s["usage"]), ""]
     return "\n".join(lines)

@@ -8,6 +8,7 @@ one per judge sample) to the run's judgments stream, where resume and caching al
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
 from sfteval.judges.aggregate import decide_usability
@@ -18,6 +19,7 @@ from sfteval.judges.prompt import JudgePrompt, build_single_prompt
 from ..models import Judgment
 from ..score import Scorer, ScoreTarget
 from ..store import content_key
+from .adaptive import run_adaptive, single_units
 from .answers import AnswerTypeOf
 from .engine import JudgeCall, JudgeClient, ParseResult, run_calls
 from .spec import JudgeError, JudgeSpec
@@ -34,11 +36,11 @@ class JudgeScorer(Scorer):
 
     def __init__(self, spec: JudgeSpec, cfg: JudgeConfig, k: int, existing: dict[str, Judgment], *,
                  answer_type_of: AnswerTypeOf = lambda item: item.answer_type, fail_fast: bool = True,
-                 log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)):
+                 log: Callable[[str], None] = lambda m: print(m, file=sys.stderr), workdir: Optional[Path] = None):
         self.spec, self.cfg, self.k, self.existing = spec, cfg, k, existing
         self.answer_type_of = answer_type_of
         self.fail_fast = fail_fast  #: an unreachable judge raises (True) or is stored as errors (False)
-        self.client = JudgeClient(spec, cfg, log, existing.values())
+        self.client = JudgeClient(spec, cfg, log, existing.values(), workdir=workdir)
         self.log = log
 
     def prompt(self, target: ScoreTarget) -> JudgePrompt:
@@ -71,9 +73,14 @@ class JudgeScorer(Scorer):
 
     def score(self, targets: list[ScoreTarget], done: set[str]) -> Iterator[Judgment]:
         calls = self.calls(targets)
+        retry = self.cfg.parser.retry_unparsed
         try:
-            yield from run_calls(calls, self.client, self.existing, retry_unparsed=self.cfg.parser.retry_unparsed,
-                                 label="judge", fail_fast=self.fail_fast)
+            if self.cfg.sampling.adaptive and self.k > 1:
+                yield from run_adaptive(single_units(calls), self.client, self.existing, retry_unparsed=retry,
+                                        label="judge", fail_fast=self.fail_fast)
+            else:
+                yield from run_calls(calls, self.client, self.existing, retry_unparsed=retry, label="judge",
+                                     fail_fast=self.fail_fast)
         finally:
             self.client.close()
 

@@ -46,12 +46,22 @@ class JudgeSpec:
     #: "model" (the model name alone, for a user who knows another endpoint serves the same model); None: the
     #: run's recorded choice, else "endpoint"
     cache_key: Optional[str] = None
+    #: "online" (requests through the backend) or "batch" (the OpenAI Batch API at its discount, or vLLM's offline
+    #: batch runner for a local judge); both write the same records
+    mode: str = "online"
+    #: a tokenizer (local folder) that counts the judge's prompt tokens for --dry-run and --max-cost
+    tokenizer: Optional[str] = None
+    adaptive: Optional[bool] = None  #: overrides the config's sampling.adaptive (not in the config hash)
+    max_cost: Optional[float] = None  #: USD this command may spend on judge calls (cached calls are free)
+    max_calls: Optional[int] = None  #: judge requests this command may send
 
     def load_config(self) -> JudgeConfig:
         try:
             cfg = load_judge_config(self.config)
         except JudgeConfigError as e:
             raise JudgeError(str(e)) from None
+        if self.adaptive is not None and cfg.sampling.adaptive != self.adaptive:
+            cfg.sampling.adaptive = self.adaptive  # a fresh object per load; the hash leaves it out
         return cfg
 
     def manifest_entry(self, cfg: JudgeConfig, k: int) -> dict[str, Any]:
@@ -67,7 +77,7 @@ class JudgeSpec:
             "backend": self.backend, "base_url": redact_url(self.base_url) if self.base_url else None,
             "api_key_env": self.api_key_env, "samples": k,
             "options": {k_: redact_value(v) for k_, v in self.options.items() if not is_secret_name(k_)},
-            "cache_key": self.cache_key or "endpoint",
+            "cache_key": self.cache_key or "endpoint", "mode": self.mode,
         }
 
     def keep_recorded_cache_key(self, recorded: Optional[dict[str, Any]]) -> "JudgeSpec":
@@ -93,11 +103,46 @@ TRANSPORT_OPTIONS = frozenset({
     "stream", "price_per_1k_prompt", "price_per_1k_completion", "http_transport", "logprobs_method",
     "max_tokens_param", "device", "batch_size",
 })
+#: Judge options sfteval itself reads (batch mode, prices of a local judge); never passed to the backend, never
+#: part of the judge's identity.
+JUDGE_OPTIONS = frozenset({"batch_discount", "batch_poll_s", "batch_window", "batch_max_requests",
+                           "batch_resubmits", "batch_args"})
+PRICE_OPTIONS = ("price_per_1k_prompt", "price_per_1k_completion")
+JUDGE_MODES = ("online", "batch")
+#: the judge options sfteval reads, and the type each must have
+_OPTION_TYPES: dict[str, tuple[type, ...]] = {
+    "batch_discount": (int, float), "batch_poll_s": (int, float), "batch_max_requests": (int,),
+    "batch_resubmits": (int,), "batch_window": (str,), "batch_args": (list,),
+    "price_per_1k_prompt": (int, float), "price_per_1k_completion": (int, float),
+}
+
+
+def check_judge_options(spec: "JudgeSpec") -> None:
+    """The judge options sfteval itself reads, checked before anything is sent (one error naming the option)."""
+    if spec.mode not in JUDGE_MODES:
+        raise JudgeError(f"--judge-mode {spec.mode!r}: choose one of {', '.join(JUDGE_MODES)}")
+    for name, types in _OPTION_TYPES.items():
+        value = spec.options.get(name)
+        if value is None:
+            continue
+        ok = isinstance(value, types) and not isinstance(value, bool)
+        if ok and isinstance(value, (int, float)) and not isinstance(value, bool):
+            ok = value >= 0 and (name not in ("batch_max_requests", "batch_poll_s") or value > 0)
+        if not ok:
+            kind = {(int, float): "a number", (int,): "a whole number", (str,): "a string",
+                    (list,): "a list (YAML: '[a, b]')"}[types]
+            if types in ((int, float), (int,)):
+                kind += " above 0" if name in ("batch_max_requests", "batch_poll_s") else " >= 0"
+            raise JudgeError(f"--judge-option {name}={value!r}: expected {kind}")
+    if spec.tokenizer is not None and not Path(spec.tokenizer).expanduser().exists():
+        raise JudgeError(f"--judge-tokenizer {spec.tokenizer}: no such folder")
 
 
 def backend_options(spec: JudgeSpec) -> dict[str, Any]:
     """The options the judge's backend is created with (the --judge-option values plus the endpoint)."""
-    options = dict(spec.options)
+    options = {k: v for k, v in spec.options.items() if k not in JUDGE_OPTIONS}
+    if spec.backend != "openai":  # prices of a local judge are sfteval's to apply (an hf run costs what you say)
+        options = {k: v for k, v in options.items() if k not in PRICE_OPTIONS}
     if spec.backend == "openai":
         if spec.base_url:
             options["base_url"] = spec.base_url
@@ -190,6 +235,7 @@ def spec_from_manifest(path: Path, entry: dict[str, Any], **overrides: Any) -> J
     values = {"config": str(Path(path) / JUDGE_CONFIG_FILE), "model": entry["model"],
               "backend": entry.get("backend", "openai"), "base_url": entry.get("base_url"),
               "api_key_env": entry.get("api_key_env") or DEFAULT_API_KEY_ENV, "samples": entry.get("samples"),
-              "options": dict(entry.get("options") or {}), "cache_key": entry.get("cache_key")}
+              "options": dict(entry.get("options") or {}), "cache_key": entry.get("cache_key"),
+              "mode": entry.get("mode") or "online"}
     values.update({k: v for k, v in overrides.items() if v not in (None, {}, ())})
     return JudgeSpec(**values)

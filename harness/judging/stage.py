@@ -31,7 +31,7 @@ def scorer_for_run(ctx: RunContext, spec: JudgeSpec) -> JudgeScorer:
     answer_type_of = suite_answer_types(ctx.suite)
     check_answer_types(cfg, ctx.items, answer_type_of)
     scorer = JudgeScorer(spec, cfg, k, ctx.store.read("judgments"), answer_type_of=answer_type_of, fail_fast=False,
-                         log=ctx.log)
+                         log=ctx.log, workdir=ctx.store.path)
     save_active(ctx.store, ctx.manifest, spec, cfg, k, scorer.client.judge_id)
     return scorer
 

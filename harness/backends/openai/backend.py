@@ -114,6 +114,7 @@ class OpenAIBackend(Backend):
     name = "openai"
     Options = OpenAIOptions
     supports_prompt_logprobs = True
+    streams_requests = True
 
     def __init__(self, options: OpenAIOptions):
         super().__init__(options)
@@ -257,7 +258,19 @@ class OpenAIBackend(Backend):
     def generate(self, requests: list[GenRequest]) -> Iterator[GenResult]:
         return self._loop.stream_results(requests, self._generate_one, self.options.concurrency)
 
-    def _body(self, req: GenRequest) -> tuple[str, dict[str, Any], bool]:
+    def request_body(self, req: GenRequest, stream: Optional[bool] = None) -> tuple[str, dict[str, Any]]:
+        """(path under the API root, JSON body) of one generation request: what is sent online, and what a batch
+        input line carries (``stream=False``)."""
+        path, body, _ = self._body(req, self.options.stream if stream is None else stream)
+        return path, body
+
+    def batch_api(self) -> Any:
+        """The server's Batch API (``/v1/files``, ``/v1/batches``), with this backend's client and retries."""
+        from .batchapi import BatchAPI
+
+        return BatchAPI(self)
+
+    def _body(self, req: GenRequest, stream: Optional[bool] = None) -> tuple[str, dict[str, Any], bool]:
         sampling = sampling_body(req.sampling, self.options.max_tokens_param)
         sent = {**sampling, **self.options.extra_body}
         self._sent.setdefault(json.dumps(sent, sort_keys=True), sent)
@@ -271,7 +284,7 @@ class OpenAIBackend(Backend):
             path, chat = "/chat/completions", True
         else:
             raise BackendError("the openai backend got a request with neither a rendered prompt nor messages")
-        if self.options.stream:
+        if self.options.stream if stream is None else stream:
             body.update(stream=True, stream_options={"include_usage": True})
         return path, body, chat
 

@@ -34,10 +34,12 @@ class LoopThread:
 
         An exception from ``work`` stops everything and is raised here; results yielded
         before it stay valid. Closing the iterator early cancels the work still running.
+        ``items`` is consumed lazily, on the loop, one item whenever a worker is free.
         """
-        items = list(items)
-        if not items:
-            return
+        if isinstance(items, (list, tuple)):
+            if not items:
+                return
+            workers = min(workers, len(items))
         results: "queue.SimpleQueue[object]" = queue.SimpleQueue()
 
         async def main() -> None:
@@ -47,7 +49,7 @@ class LoopThread:
                 for item in pending:  # workers share one iterator: each takes the next item
                     results.put(await work(item))
 
-            tasks = [asyncio.ensure_future(worker()) for _ in range(min(workers, len(items)))]
+            tasks = [asyncio.ensure_future(worker()) for _ in range(workers)]
             try:
                 done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
                 for t in done:
