@@ -364,6 +364,17 @@ class RunSettings(BaseModel):
     generate: bool = True  #: False for `sfteval probe`: the generation settings above were not used
 
 
+class ShardInfo(BaseModel):
+    """The place of a shard run (``--shard I/N``) in its parent run; ``sfteval merge`` reads it."""
+
+    index: int = Field(ge=0)
+    count: int = Field(ge=1)
+    parent_run: str  #: the run the merged shards become
+    assignment: str  #: the rule that assigned items to shards (harness.shard.ASSIGNMENT)
+    items_total: int = Field(ge=0)  #: items in the whole selection (all shards together)
+    positions: list[int] = Field(default_factory=list)  #: this shard's items' places in the whole selection
+
+
 class RunManifest(Versioned):
     run_id: str
     sfteval_version: str
@@ -388,3 +399,5 @@ class RunManifest(Versioned):
     status: Literal["running", "complete", "incomplete", "interrupted"] = "running"
     counts: dict[str, int] = Field(default_factory=dict)
     usage: dict[str, Any] = Field(default_factory=dict)
+    shard: Optional[ShardInfo] = None  #: set in a shard run (--shard I/N)
+    merged_from: Optional[list[str]] = None  #: set in a run merged from shards (sfteval merge): their run ids

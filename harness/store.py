@@ -183,6 +183,28 @@ class RunStore:
         handle.write(record.model_dump_json() + "\n")
         handle.flush()
 
+    def has(self, name: str) -> bool:
+        """Whether the folder holds ``name`` (one of the layout's file names above)."""
+        return (self.path / name).exists()
+
+    def raw(self, stream: str) -> dict[str, str]:
+        """A stream's lines by key, the last per key, otherwise unparsed: for copying records as they are (merge)."""
+        out: dict[str, str] = {}
+        path = self.path / f"{stream}.jsonl"
+        if not path.exists():
+            return out
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                if not line.endswith("\n"):
+                    break  # a torn last line
+                if line.strip():
+                    out[json.loads(line)["key"]] = line
+        return out
+
+    def write_stream(self, stream: str, lines: Iterable[str]) -> None:
+        """Write a whole stream at once (a new folder being assembled, e.g. by merge); lines end with a newline."""
+        write_text_atomic(self.path / f"{stream}.jsonl", "".join(lines))
+
     def read(self, stream: str, model: Optional[type[T]] = None) -> dict[str, T]:
         """Records by key; a later record with the same key supersedes an earlier one."""
         cls = model or STREAMS[stream]
