@@ -126,6 +126,19 @@ def sampling_fields(s: SamplingParams) -> dict[str, Any]:
             "max_tokens": s.max_new_tokens, "seed": None if s.greedy else s.seed, "stop": list(s.stop) or None}
 
 
+def base_engine_kwargs(o: VLLMOptions) -> dict[str, Any]:
+    """The engine keywords every vLLM engine of a run gets (here, or each Ray Data LLM replica)."""
+    kw: dict[str, Any] = dict(model=o.model, dtype=o.dtype, seed=o.seed, trust_remote_code=o.trust_remote_code,
+                              tensor_parallel_size=o.tensor_parallel_size, enforce_eager=o.enforce_eager,
+                              disable_log_stats=False)  # False: RequestOutput.metrics (timing) is filled
+    if o.tokenizer:
+        kw["tokenizer"] = o.tokenizer
+    for key in ("gpu_memory_utilization", "max_model_len", "max_num_seqs"):
+        if getattr(o, key) is not None:
+            kw[key] = getattr(o, key)
+    return kw
+
+
 class VLLMBackend(Backend):
     name = "vllm"
     Options = VLLMOptions
@@ -159,14 +172,7 @@ class VLLMBackend(Backend):
     def engine_kwargs(self) -> dict[str, Any]:
         """``vllm.LLM`` keywords: the options that are set, then ``engine_args`` (which win)."""
         o = self.options
-        kw: dict[str, Any] = dict(model=o.model, dtype=o.dtype, seed=o.seed, trust_remote_code=o.trust_remote_code,
-                                  tensor_parallel_size=o.tensor_parallel_size, enforce_eager=o.enforce_eager,
-                                  disable_log_stats=False)  # False: RequestOutput.metrics (timing) is filled
-        if o.tokenizer:
-            kw["tokenizer"] = o.tokenizer
-        for key in ("gpu_memory_utilization", "max_model_len", "max_num_seqs"):
-            if getattr(o, key) is not None:
-                kw[key] = getattr(o, key)
+        kw = base_engine_kwargs(o)
         if o.data_parallel_size > 1:
             kw["data_parallel_size"] = o.data_parallel_size
         if o.lora_path:

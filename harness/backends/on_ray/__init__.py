@@ -1,0 +1,136 @@
+"""``--ray ADDRESS``: a backend's requests run on a Ray cluster; the run folder is written by the driver alone.
+
+The executor is a :class:`~sfteval.harness.backends.base.Backend` that wraps the chosen backend (registered
+under the ``sfteval.executors`` entry points), so the runner and every stage talk to one backend as always:
+``generate(requests)`` and ``logprobs(requests)`` go to the cluster, results come back as they finish and the
+stages store each one at once (a killed driver resumes with ``--resume``; stored work is never sent again).
+
+- **vllm**: Ray Data LLM (``ray.data.llm.build_processor`` with ``vLLMEngineProcessorConfig``): ``--replicas N``
+  engine replicas, each with ``tensor_parallel_size`` GPUs in its placement group; the harness-rendered token ids
+  go in as ``tokenized_prompt`` (Ray Data LLM's chat-template and tokenize stages are off: no second template),
+  every sampling field explicit, probe log-probs through ``prompt_logprobs`` (:mod:`.data_llm`).
+- **any other backend** (hf, plugins): ``--replicas N`` Ray actors, one model each, spread over the nodes;
+  batches of requests go to whichever actor is free. An actor that dies is restarted by Ray and its batch
+  retried (``max_restarts``, ``max_task_retries``) (:mod:`.actors`).
+- Judges are not wrapped: their requests stay in the driver (API-bound; concurrency covers them).
+
+Every node must reach the model folder at the same path (a shared filesystem) and have sfteval installed
+(``pip install 'sfteval[ray]'``, plus vllm for the vllm backend).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, ClassVar, Iterator, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..base import Backend, BackendError, BackendOptions, GenRequest, GenResult, LogprobRequest, LogprobResult
+
+
+class RayOptions(BaseModel):
+    """``--ray``, ``--replicas`` and ``--ray-option KEY=VALUE``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    address: str = "auto"  #: auto (the running cluster), local (start one in this process), host:port, ray://...
+    replicas: int = Field(1, ge=1)  #: model copies at once (Ray actors, or Ray Data LLM engine replicas)
+    num_cpus: Optional[float] = Field(None, ge=0)  #: CPUs per replica (default 1)
+    num_gpus: Optional[float] = Field(None, ge=0)  #: GPUs per replica (default: vllm tp size on a GPU cluster, hf 1
+    #: when its device is cuda, else 0)
+    batch_size: int = Field(32, ge=1)  #: requests per Ray task / Ray Data batch (smaller: less redone after a failure)
+    max_restarts: int = Field(3, ge=-1)  #: restarts of a dead actor (-1: no limit)
+    max_task_retries: int = Field(3, ge=-1)  #: retries of a batch whose actor died
+    runtime_env: dict[str, Any] = Field(default_factory=dict)  #: Ray runtime_env for the workers (env_vars, ...)
+    ray_init: dict[str, Any] = Field(default_factory=dict)  #: more ray.init keywords (e.g. num_cpus for local)
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError as e:
+        raise BackendError(f"--ray needs the ray package, which cannot be imported ({e}). "
+                           "Install it with: pip install 'sfteval[ray]'") from e
+    return ray
+
+
+def connect(options: RayOptions) -> Any:
+    """Join (or start) the cluster; returns the ray module. ``local`` always starts a new instance here."""
+    ray = _import_ray()
+    if ray.is_initialized():
+        return ray
+    kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=True, **options.ray_init)
+    if options.runtime_env:
+        kwargs["runtime_env"] = options.runtime_env
+    address = options.address
+    if address == "auto" and os.environ.get("RAY_ADDRESS"):  # a Ray job's driver: the cluster it was submitted to
+        address = os.environ["RAY_ADDRESS"]
+    try:
+        ray.init(address=address, **kwargs)
+    except ConnectionError as e:
+        hint = (" (start one with `ray start --head`, or use --ray local to start one in this process)"
+                if address == "auto" else "")
+        raise BackendError(f"--ray {options.address}: cannot connect to a Ray cluster: {e}{hint}") from e
+    return ray
+
+
+def cluster_size(ray: Any) -> dict[str, Any]:
+    """The cluster as the manifest records it: nodes, CPUs and GPUs (no addresses)."""
+    res = ray.cluster_resources()
+    return {"cluster_nodes": sum(1 for n in ray.nodes() if n.get("Alive")), "cluster_cpus": res.get("CPU", 0),
+            "cluster_gpus": res.get("GPU", 0)}
+
+
+class RayBackend(Backend):
+    """Wraps backend class ``inner`` (options ``inner_options``): its model lives on the cluster's workers."""
+
+    name: ClassVar[str] = "ray"
+
+    def __init__(self, inner: type[Backend], inner_options: BackendOptions, **ray_options: Any):
+        super().__init__(inner_options)
+        if inner.prompt_mode == "chat" or not inner.loads_local_weights:
+            raise BackendError(f"--ray runs model backends that load weights (hf, vllm); the {inner.name} backend "
+                               "talks to a server, whose concurrency already spreads its requests")
+        try:
+            self.ray_options = RayOptions.model_validate(ray_options)
+        except ValidationError as e:
+            first = e.errors()[0]
+            loc = ".".join(str(p) for p in first["loc"])
+            msg = "is not a --ray option" if first["type"] == "extra_forbidden" else first["msg"]
+            raise BackendError(f"--ray-option {loc}: {msg} (options: {', '.join(RayOptions.model_fields)})") from None
+        self.inner = inner
+        self.name = inner.name  # type: ignore[misc]  (messages and records name the model backend)
+        self.supports_prompt_logprobs = inner.supports_prompt_logprobs  # type: ignore[misc]
+        self.loads_local_weights = inner.loads_local_weights  # type: ignore[misc]
+        self.ray = connect(self.ray_options)
+        if inner.name == "vllm":
+            from .data_llm import DataLLMEngine
+
+            self.engine: Any = DataLLMEngine(self.ray, inner_options, self.ray_options)
+        else:
+            from .actors import ActorEngine
+
+            self.engine = ActorEngine(self.ray, inner, inner_options, self.ray_options)
+
+    def generate(self, requests: list[GenRequest]) -> Iterator[GenResult]:
+        if not requests:
+            return iter(())
+        return self.engine.generate(requests, progress=self.progress)
+
+    def logprobs(self, requests: list[LogprobRequest]) -> Iterator[LogprobResult]:
+        if not requests:
+            return iter(())
+        return self.engine.logprobs(requests, progress=self.progress)
+
+    def effective_settings(self) -> dict[str, Any]:
+        s = self.engine.effective_settings()
+        s["dispatch"] = {"executor": "ray", **self.ray_options.model_dump(mode="json", exclude={"runtime_env"}),
+                         "ray_version": getattr(self.ray, "__version__", None), **self.engine.cluster_info()}
+        return s
+
+    def close(self) -> None:
+        engine = self.__dict__.pop("engine", None)
+        if engine is not None:
+            engine.close()
+        if self.ray_options.address == "local" and self.ray.is_initialized():
+            self.ray.shutdown()
