@@ -14,7 +14,7 @@ from collections import deque
 from typing import Any, Callable, Iterator, Optional
 
 from ..base import Backend, BackendOptions, GenRequest, GenResult, LogprobRequest, LogprobResult, batched
-from . import RayOptions
+from .options import RayOptions, cluster_size
 
 
 class BackendWorker:
@@ -110,8 +110,6 @@ class ActorEngine:
         return dict(self._settings)
 
     def cluster_info(self) -> dict[str, Any]:
-        from . import cluster_size
-
         nodes = sorted({p["node_id"] for p in self.placed})
         return {"engine": "actors", "resources_per_replica": self.resources, "nodes_used": len(nodes),
                 **cluster_size(self.ray)}

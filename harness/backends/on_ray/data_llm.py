@@ -24,7 +24,7 @@ from typing import Any, Iterator, Optional
 
 from ..base import BackendError, GenRequest, GenResult, LogprobRequest, LogprobResult
 from ..vllm_backend import VLLMOptions, base_engine_kwargs, continuation_logprobs, sampling_fields, timing_from_metrics
-from . import RayOptions
+from .options import RayOptions, cluster_size
 
 _ERROR = "__inference_error__"
 
@@ -157,8 +157,6 @@ class DataLLMEngine:
         return s
 
     def cluster_info(self) -> dict[str, Any]:
-        from . import cluster_size
-
         return {"engine": "ray-data-llm", **cluster_size(self.ray)}
 
     def close(self) -> None:
