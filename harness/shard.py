@@ -5,7 +5,8 @@ piles the hard items of one task_type onto the same shard (one job then runs far
 Here every task_type is dealt separately: its items are ordered by a salted hash of their id and dealt
 round-robin, the deal starting where the previous task_type's left off. So
 
-- the assignment depends only on the item ids and task_types (the same on every machine, in every job);
+- the assignment depends only on the items' ids and task_types (and the order in which task_types first
+  appear), so it is the same on every machine, in every job;
 - within every task_type, shard sizes differ by at most 1, so each shard mixes easy and hard items;
 - in total, shard sizes differ by at most 1 as well.
 
