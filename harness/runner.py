@@ -108,8 +108,8 @@ def find_resumed(opts: RunOptions) -> tuple[RunFolder, bool]:
     """
     assert opts.resume
     candidates = [RunFolder(Path(opts.resume)), RunFolder(opts.out / opts.resume)]
-    if opts.shard:  # --resume PARENT finds this shard's folder too
-        candidates.append(RunFolder(opts.out / shard_run_name(opts.resume, opts.shard)))
+    if opts.shard:  # --resume PARENT finds this shard's folder first (PARENT itself may be the merged run)
+        candidates.insert(0, RunFolder(opts.out / shard_run_name(Path(opts.resume).name, opts.shard)))
     for store in candidates:
         if store.exists():
             return store, True
@@ -122,7 +122,15 @@ def find_resumed(opts: RunOptions) -> tuple[RunFolder, bool]:
 def open_store(opts: RunOptions, model: ModelInfo, suite: Suite,
                log: Callable[[str], None] = lambda m: None) -> tuple[RunFolder, Optional[RunManifest]]:
     if opts.resume:
-        store, started = find_resumed(opts)
+        try:
+            store, started = find_resumed(opts)
+        except RunError:
+            if opts.shard is None:
+                raise
+            # a job array's task runs one command, first time or again: a shard not begun yet starts now
+            store, started = RunFolder(opts.out / shard_run_name(Path(opts.resume).name, opts.shard)), False
+            log(f"no folder for shard {opts.shard} of {opts.resume} yet: starting it")
+            return store, None
         if not started:
             log(f"{store.path} holds no manifest (stopped before the run started): starting it now")
             return store, None

@@ -40,7 +40,9 @@ def runs(demo_checkpoints: dict[str, Path], tmp_path_factory: pytest.TempPathFac
     slurm = {"SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_MIN": "1", "SLURM_ARRAY_TASK_MAX": "3",
              "SLURM_ARRAY_TASK_COUNT": "3"}
     sfteval(*common, "--shard", "auto", env=slurm, check=True)
-    sfteval(*common, "--shard", "auto", "--shards", "3", env={"JOB_COMPLETION_INDEX": "2"}, check=True)
+    # the job-array form: --resume PARENT starts the shard the first time and resumes it after a failure
+    k8s = [x for x in common if x not in ("--run-name", "v1")]
+    sfteval(*k8s, "--resume", "v1", "--shard", "auto", "--shards", "3", env={"JOB_COMPLETION_INDEX": "2"}, check=True)
     proc = sfteval("merge", str(shards / "v1__shard-*"), "--into", "v1", "--results", str(shards), check=True)
     assert "wrote" in proc.stderr + proc.stdout
     return {"one": one, "shards": shards, "merged": shards / "v1", "root": root}
@@ -136,3 +138,28 @@ def test_unfinished_duplicated_or_unsharded_runs_are_refused(runs: dict[str, Pat
             "has not finished", "--resume v1__shard-1-of-3")
     refused([str(shards / "v1__shard-0-of-3"), str(runs["one"])], tmp_path / "m", "is not a shard")
     refused([str(tmp_path / "nothing-*")], tmp_path / "m", "no run folder matches")
+
+
+def test_a_failed_shard_resumed_alone_then_merged_again(runs: dict[str, Path], demo_checkpoints: dict[str, Path],
+                                                        tmp_path: Path) -> None:
+    """A shard killed during generation (its folder as such a kill leaves it: some answers, no scores, status
+    running) is refused by merge, finished alone by the job's own command (--resume PARENT --shard I/N), and the
+    merge then equals the one-process run."""
+    shards = tmp_path / "shards"
+    for i in range(3):
+        shutil.copytree(runs["shards"] / f"v1__shard-{i}-of-3", shards / f"v1__shard-{i}-of-3")
+    killed = shards / "v1__shard-1-of-3"
+    kept = (killed / "generations.jsonl").read_text().splitlines()[:10]
+    (killed / "generations.jsonl").write_text("\n".join(kept) + "\n")
+    for name in ("judgments.jsonl", "probes.jsonl", "summary.json", "report.md"):
+        (killed / name).unlink()
+    manifest = json.loads((killed / "manifest.json").read_text())
+    manifest["status"] = "running"
+    (killed / "manifest.json").write_text(json.dumps(manifest))
+    refused([str(shards / "v1__shard-*")], shards / "v1", "has not finished")
+    sfteval("run", "--model", str(demo_checkpoints["v1"]), "--suite", "demo", "--out", str(shards), "--resume", "v1",
+            "--shard", "1/3", "-q", check=True)
+    lines = (killed / "generations.jsonl").read_text().splitlines()
+    assert lines[:10] == kept and len({json.loads(x)["key"] for x in lines}) == len(lines)  # none redone
+    sfteval("merge", str(shards / "v1__shard-*"), "--into", "v1", "--results", str(shards), check=True)
+    assert_same_run(runs["one"], shards / "v1")

