@@ -45,7 +45,8 @@ if [[ "${DRY_RUN:-0}" == 1 ]]; then
   # CPU build of vLLM (docs/vllm-cpu.md): small KV cache, in-process engine, no core pinning, a few prompts.
   export VLLM_CPU_KVCACHE_SPACE=1 VLLM_ENABLE_V1_MULTIPROCESSING=0 VLLM_CPU_OMP_THREADS_BIND=nobind
   export VLLM_HOST_IP=127.0.0.1
-  ARGS=(-n "${N:-24}" --max-tokens "${MAX_TOKENS:-8}" --rounds "${ROUNDS:-1}" --target "${TARGET:-0.95}"
+  ARGS=(-n "${N:-24}" --max-tokens "${MAX_TOKENS:-8}" --rounds "${ROUNDS:-1}"
+        --target "${TARGET:-$([[ "${RAY:-0}" == 1 ]] && echo 0.9 || echo 0.95)}"
         --max-model-len 256 --cpu-dry-run ${JSON:+--json "$JSON"} ${RAY_ARGS[@]+"${RAY_ARGS[@]}"})
 else
   if command -v nvidia-smi >/dev/null 2>&1; then
