@@ -131,13 +131,16 @@ def bench_merge(n_items: int, n_shards: int, work: Path) -> None:
     synthetic_shards(work, n_items, n_shards)
     print(f"\nwrote {n_shards} shards of a {n_items}-item run in {time.perf_counter() - t0:.1f} s "
           f"(load average {os.getloadavg()[0]:.1f})")
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     wall = sfteval("merge", str(work / "big__shard-*"), "--into", "big", "--results", str(work), "-q")
-    peak_mib = max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before) / 1024
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    peak_mib = max(after.ru_maxrss, before.ru_maxrss) / 1024
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     merged = work / "big"
     lines = sum(1 for _ in (merged / "generations.jsonl").open())
     status = json.loads((merged / "manifest.json").read_text())["status"]
-    print(f"sfteval merge: {wall:.2f} s wall (process start included), peak RSS {peak_mib:.0f} MiB "
+    print(f"sfteval merge: {wall:.2f} s wall, {cpu:.2f} s CPU (process start included; the CPU time is what a busy "
+          f"machine cannot stretch), peak RSS {peak_mib:.0f} MiB "
           f"(target <= 10 s, <= 1024 MiB); merged: {lines} generations, status {status}")
     if lines != n_items:
         raise SystemExit(f"merged run holds {lines} generations, expected {n_items}")

@@ -25,11 +25,11 @@ from typing import Any, Callable, Optional
 
 from .models import RunManifest
 from .redact import redact_argv
-from .runfolder import RunFolder, now
+from .runfolder import RunFolder, bulk, now
 from .runner import add_usage, select_items, settings_changes
 from .shard import ShardSpec, shard_positions, shard_run_name
 from .stages.base import RunError
-from .store import JUDGE_CONFIG, PAIRS, PROBE_SETTINGS, STREAMS, StoreError
+from .store import JUDGE_CONFIG, PAIRS, PROBE_SETTINGS, STREAMS, StoreError, item_id
 
 _GLOB_CHARS = set("*?[")
 _SHOWN = 10  #: item ids named in an error before "and N more"
@@ -160,26 +160,27 @@ def _whole_selection(m: RunManifest) -> Optional[list[Any]]:
     return items if m.shard is not None and len(items) == m.shard.items_total else None
 
 
-def ordered_items(folders: list[RunFolder], manifests: list[RunManifest]) -> list[dict[str, Any]]:
-    """The items of all shards in the one run's order; a position or an id held twice is an error naming it."""
+def ordered_items(folders: list[RunFolder], manifests: list[RunManifest]) -> list[str]:
+    """items.jsonl lines of all shards in the one run's order; a position or an id held twice is an error naming it."""
     total = manifests[0].shard.items_total  # type: ignore[union-attr]
-    slots: list[Optional[dict[str, Any]]] = [None] * total
+    slots: list[Optional[str]] = [None] * total
     owner: dict[str, Path] = {}
     duplicated: list[str] = []
     for f, m in zip(folders, manifests):
         assert m.shard is not None
-        items = f.read_items()
-        if len(items) != len(m.shard.positions):
-            raise MergeError(f"{f.path}: items.jsonl holds {len(items)} items, its manifest places "
+        lines = f.item_lines()
+        if len(lines) != len(m.shard.positions):
+            raise MergeError(f"{f.path}: items.jsonl holds {len(lines)} items, its manifest places "
                              f"{len(m.shard.positions)}: the folder was changed after the run")
-        for pos, item in zip(m.shard.positions, items):
-            if item["id"] in owner:
-                duplicated.append(f"{item['id']} ({owner[item['id']]} and {f.path})")
-            owner[item["id"]] = f.path
+        for pos, line in zip(m.shard.positions, lines):
+            iid = item_id(line)
+            if iid in owner:
+                duplicated.append(f"{iid} ({owner[iid]} and {f.path})")
+            owner[iid] = f.path
             if not 0 <= pos < total or slots[pos] is not None:
-                raise MergeError(f"{f.path}: item {item['id']} is placed at position {pos}, which another shard "
+                raise MergeError(f"{f.path}: item {iid} is placed at position {pos}, which another shard "
                                  "holds or which is out of range: the shards were not made by one assignment")
-            slots[pos] = item
+            slots[pos] = line
     if duplicated:
         raise MergeError(f"{len(duplicated)} items are in more than one shard: {_ids(duplicated)}")
     empty = [i for i, s in enumerate(slots) if s is None]
@@ -209,7 +210,8 @@ def merge_shards(args: list[str], into: str, results: Path = Path("results"), *,
         for f in ([previous] if old_manifest else []) + folders:
             f.lock()  # nobody writes a shard (or the merged run) while it is read
             held.append(f)
-        return _assemble(folders, manifests, target, old_manifest, command, log)
+        with bulk():
+            return _assemble(folders, manifests, target, old_manifest, command, log)
     finally:
         for f in held:
             f.close()
@@ -235,7 +237,9 @@ def _assemble(folders: list[RunFolder], manifests: list[RunManifest], target: Pa
     tmp.mkdir(parents=True)
     try:
         out = RunFolder(tmp)
-        out.write_items(items)
+        out.write_item_lines(items)
+        n_items = len(items)
+        del items  # the merged run is finalized from its files
         counts = {}
         for stream in STREAMS:
             lines = RunFolder(target).raw(stream) if old else {}  # what was added to the merged run since
@@ -243,13 +247,14 @@ def _assemble(folders: list[RunFolder], manifests: list[RunManifest], target: Pa
                 lines.update(f.raw(stream))
             out.write_stream(stream, lines.values())
             counts[stream] = len(lines)
+            del lines
         manifest = merged_manifest(folders, manifests, target.name, command)
         for name in (PROBE_SETTINGS, JUDGE_CONFIG):
             if folders[0].has(name):
                 out.write_json(name, folders[0].read_json(name))
         if old is not None:
             _carry_over(RunFolder(target), out, old, manifest)
-        log(f"merging {len(folders)} shards: {len(items)} items, "
+        log(f"merging {len(folders)} shards: {n_items} items, "
             + ", ".join(f"{n} {s}" for s, n in counts.items()))
         out.finalize(manifest)
         if old is not None:
@@ -262,7 +267,7 @@ def _assemble(folders: list[RunFolder], manifests: list[RunManifest], target: Pa
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return MergeResult(RunFolder(target), [f.run_id for f in folders], len(items), counts, replaced=old is not None)
+    return MergeResult(RunFolder(target), [f.run_id for f in folders], n_items, counts, replaced=old is not None)
 
 
 def merged_manifest(folders: list[RunFolder], manifests: list[RunManifest], run_id: str,
