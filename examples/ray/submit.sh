@@ -14,6 +14,7 @@ RUN="${RUN:-step-1200}"
 RESULTS="${RESULTS:-/shared/results}"
 REPLICAS="${REPLICAS:-8}"       # engine replicas: with -tp 2, 16 GPUs in all
 
-ray job submit --address "${RAY_ADDRESS:?set RAY_ADDRESS to the cluster's dashboard, e.g. http://head-node:8265}" -- \
+# RAY_AUTH_MODE=token: Ray 2.60 clusters use token authentication (~/.ray/auth_token) unless it was turned off
+RAY_AUTH_MODE="${RAY_AUTH_MODE:-token}" ray job submit --address "${RAY_ADDRESS:?set RAY_ADDRESS to the dashboard of the cluster, e.g. http://head-node:8265}" -- \
   sfteval run --model "$CKPT" --suite general-zh --backend vllm --tensor-parallel-size 2 \
     --ray auto --replicas "$REPLICAS" --out "$RESULTS" --run-name "$RUN" -q

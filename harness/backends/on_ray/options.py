@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -44,9 +43,9 @@ def connect(options: RayOptions) -> Any:
     kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=True, **options.ray_init)
     if options.runtime_env:
         kwargs["runtime_env"] = options.runtime_env
+    # "auto" goes to Ray as it is: Ray reads $RAY_ADDRESS (a Ray job's driver), else finds the cluster `ray start`
+    # made here, and only then applies the local token authentication by itself
     address = options.address
-    if address == "auto" and os.environ.get("RAY_ADDRESS"):  # a Ray job's driver: the cluster it was submitted to
-        address = os.environ["RAY_ADDRESS"]
     try:
         ray.init(address=address, **kwargs)
     except ConnectionError as e:
