@@ -163,3 +163,30 @@ def test_a_failed_shard_resumed_alone_then_merged_again(runs: dict[str, Path], d
     assert lines[:10] == kept and len({json.loads(x)["key"] for x in lines}) == len(lines)  # none redone
     sfteval("merge", str(shards / "v1__shard-*"), "--into", "v1", "--results", str(shards), check=True)
     assert_same_run(runs["one"], shards / "v1")
+
+
+def test_judging_the_merged_run_and_merging_again_keeps_the_judgments(runs: dict[str, Path], tmp_path: Path) -> None:
+    """`sfteval judge` on the merged run gives what it gives on the one-process run; a later merge of the same
+    shards keeps those judgments (and the judge) instead of dropping them."""
+    from scripted_judge import ScriptedJudge
+    from servers import OpenAIServer
+
+    one, shards = tmp_path / "one" / "v1", tmp_path / "shards"
+    shutil.copytree(runs["one"], one)
+    for i in range(3):
+        shutil.copytree(runs["shards"] / f"v1__shard-{i}-of-3", shards / f"v1__shard-{i}-of-3")
+    sfteval("merge", str(shards / "v1__shard-*"), "--into", "v1", "--results", str(shards), "-q", check=True)
+    merged = shards / "v1"
+    with OpenAIServer(ScriptedJudge(), models=("scripted",)) as srv:
+        args = ["--judge", "default-en", "--judge-model", "scripted", "--judge-base-url", srv.base_url,
+                "--judge-samples", "1", "--quiet"]
+        env = {"OPENAI_API_KEY": "sk-test-merge"}
+        for run in (one, merged):
+            sfteval("judge", str(run), *args, env=env, check=True)
+    assert_same_run(one, merged)
+    judged = records(merged, "judgments")
+    assert any(j["mode"] == "single" for j in judged.values())
+    sfteval("merge", str(shards / "v1__shard-*"), "--into", "v1", "--results", str(shards), "-q", check=True)
+    assert records(merged, "judgments") == judged
+    assert json.loads((merged / "manifest.json").read_text())["judge"]["model"] == "scripted"
+    assert_same_run(one, merged)
