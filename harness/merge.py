@@ -88,6 +88,7 @@ def _identity(folder: RunFolder, m: RunManifest) -> dict[str, Any]:
         "backend": m.backend,
         "chat template": m.model.chat_template_hash,
         "prompt mode": m.prompt_mode,
+        "kind of run": "sfteval run" if (m.settings is None or m.settings.generate) else "sfteval probe",
         "judge": {k: judge.get(k) for k in ("config_hash", "model", "judge_id", "samples")} if judge else None,
         "probe settings": folder.read_json(PROBE_SETTINGS) if folder.has(PROBE_SETTINGS) else None,
     }

@@ -79,5 +79,5 @@ class RayBackend(Backend):
         engine = self.__dict__.pop("engine", None)
         if engine is not None:
             engine.close()
-        if self.ray_options.address == "local" and self.ray.is_initialized():
-            self.ray.shutdown()
+        if self.ray.is_initialized():
+            self.ray.shutdown()  # disconnects from a cluster; stops the instance --ray local started
