@@ -149,7 +149,7 @@ def bench_merge(n_items: int, n_shards: int, work: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", choices=["ray", "merge"])
-    ap.add_argument("--copies", type=int, default=20, help="ray part: demo suite copies (default 20: 1720 items)")
+    ap.add_argument("--copies", type=int, default=8, help="ray part: demo suite copies (default 8: 688 items)")
     ap.add_argument("--items", type=int, default=100_000, help="merge part: items (default 100000)")
     ap.add_argument("--shards", type=int, default=8, help="merge part: shards (default 8)")
     a = ap.parse_args()

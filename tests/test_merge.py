@@ -190,3 +190,20 @@ def test_judging_the_merged_run_and_merging_again_keeps_the_judgments(runs: dict
     assert records(merged, "judgments") == judged
     assert json.loads((merged / "manifest.json").read_text())["judge"]["model"] == "scripted"
     assert_same_run(one, merged)
+
+
+def test_probe_shards_merge_into_the_probe_run(demo_checkpoints: dict[str, Path], tmp_path: Path) -> None:
+    """`sfteval probe --shard I/N` (2 items per task_type), merged, equals the probe run done in one process."""
+    from sfteval.harness.probes.options import ProbeOptions
+    from sfteval.harness.runner import RunOptions, run_eval
+
+    v1 = str(demo_checkpoints["v1"])
+    one = run_eval(RunOptions(model=v1, suite="demo", out=tmp_path / "one", run_name="p", progress=False, limit=2,
+                              generate=False, probes=ProbeOptions(required=True)), log=lambda m: None).path
+    for i in range(2):
+        sfteval("probe", "--model", v1, "--suite", "demo", "--limit", "2", "--out", str(tmp_path / "shards"),
+                "--run-name", "p", "--shard", f"{i}/2", "-q", check=True)
+    sfteval("merge", str(tmp_path / "shards" / "p__shard-*"), "--into", "p", "--results", str(tmp_path / "shards"),
+            check=True)
+    assert_same_run(one, tmp_path / "shards" / "p")
+    assert records(one, "probes") and not records(one, "generations")
