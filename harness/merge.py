@@ -261,7 +261,11 @@ def _assemble(folders: list[RunFolder], manifests: list[RunManifest], target: Pa
         if old is not None:
             stale = target.parent / f".{target.name}.replaced-{os.getpid()}"
             os.rename(target, stale)
-            os.rename(tmp, target)
+            try:
+                os.rename(tmp, target)
+            except OSError:
+                os.rename(stale, target)  # the earlier merge stays in place
+                raise
             shutil.rmtree(stale, ignore_errors=True)
         else:
             os.rename(tmp, target)
