@@ -6,10 +6,11 @@
 
 Part 1 runs `sfteval run` (hf backend, the demo v1 checkpoint, the demo suite's items repeated under new ids) once
 as one process and once with `--ray ADDRESS --replicas 2` on a ray.cluster_utils.Cluster of two nodes with one CPU
-each, started beforehand as a real cluster would be. It prints both wall times (command start to exit: model
+each, started beforehand as a real cluster would be. It prints the wall times (command start to exit: model
 loading and Ray's connection included), the ideal (one process / 2) and the ratio wall / ideal. Two nodes on a
-2-core machine share the cores the one process had to itself, so the ideal cannot be reached here: the number
-shows the overhead, not a speed-up.
+2-core machine share the cores the one process had to itself, so this measures overhead, not a cluster's
+speed-up. The one process is also timed with OMP_NUM_THREADS=1, the thread count Ray gives a 1-CPU worker: on a
+busy 2-core machine torch's two threads in one process can be slower than two 1-thread processes.
 
 Part 2 writes 8 shard folders of a 100k-item run (20 task_types; per item one generation, one rule judgment and one
 probe record) and times `sfteval merge` on them as a separate process: wall time and peak RSS (target: <= 10 s,
@@ -65,7 +66,9 @@ def bench_ray(copies: int, work: Path) -> None:
     common = ["run", "--model", str(model), "--suite", str(suite), "--out", str(work), "-q"]
     print(f"{n} items (demo suite x {copies}), hf backend, demo v1; load average {os.getloadavg()[0]:.1f}")
     one = sfteval(*common, "--run-name", "one")
-    print(f"one process:                      {one:7.1f} s")
+    print(f"one process (torch's default threads): {one:7.1f} s")
+    one_thread = sfteval(*common, "--run-name", "one-thread", env={"OMP_NUM_THREADS": "1"})
+    print(f"one process, OMP_NUM_THREADS=1:        {one_thread:7.1f} s   (what each Ray worker with 1 CPU runs with)")
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
     try:
         cluster.add_node(num_cpus=1)
@@ -75,8 +78,9 @@ def bench_ray(copies: int, work: Path) -> None:
     finally:
         cluster.shutdown()
     ideal = one / 2
-    print(f"--ray, 2 nodes x 1 CPU, 2 replicas: {ray:7.1f} s   ideal (one process / 2) {ideal:.1f} s   "
-          f"ratio wall/ideal {ray / ideal:.2f}   (load average now {os.getloadavg()[0]:.1f})")
+    print(f"--ray, 2 nodes x 1 CPU, 2 replicas:    {ray:7.1f} s   ideal (one process / 2) {ideal:.1f} s   "
+          f"ratio wall/ideal {ray / ideal:.2f}; against the 1-thread process: ideal {one_thread / 2:.1f} s, "
+          f"ratio {ray / (one_thread / 2):.2f}   (load average now {os.getloadavg()[0]:.1f})")
     a = {json.loads(x)["key"]: json.loads(x)["answer"] for x in (work / "one" / "generations.jsonl").open()}
     b = {json.loads(x)["key"]: json.loads(x)["answer"] for x in (work / "ray" / "generations.jsonl").open()}
     print(f"identical answers: {sum(a[k] == b.get(k) for k in a)}/{len(a)}")
