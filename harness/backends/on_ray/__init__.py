@@ -28,6 +28,15 @@ from ..base import Backend, BackendError, BackendOptions, GenRequest, GenResult,
 from .options import RayOptions, connect
 
 
+def once(results: Iterator[Any]) -> Iterator[Any]:
+    """Each request's result once, even if a retried batch or block were ever delivered twice."""
+    seen: set[str] = set()
+    for r in results:
+        if r.key not in seen:
+            seen.add(r.key)
+            yield r
+
+
 class RayBackend(Backend):
     """Wraps backend class ``inner`` (options ``inner_options``): its model lives on the cluster's workers."""
 
@@ -60,14 +69,10 @@ class RayBackend(Backend):
             self.engine = ActorEngine(self.ray, inner, inner_options, self.ray_options)
 
     def generate(self, requests: list[GenRequest]) -> Iterator[GenResult]:
-        if not requests:
-            return iter(())
-        return self.engine.generate(requests, progress=self.progress)
+        return once(self.engine.generate(requests, progress=self.progress) if requests else iter(()))
 
     def logprobs(self, requests: list[LogprobRequest]) -> Iterator[LogprobResult]:
-        if not requests:
-            return iter(())
-        return self.engine.logprobs(requests, progress=self.progress)
+        return once(self.engine.logprobs(requests, progress=self.progress) if requests else iter(()))
 
     def effective_settings(self) -> dict[str, Any]:
         s = self.engine.effective_settings()
