@@ -63,12 +63,30 @@ class ActorEngine:
         self.actors = [remote.remote(cls, options) for _ in range(ray_options.replicas)]
         self.resources = {"num_cpus": num_cpus, "num_gpus": num_gpus}
         try:  # wait for the models to load: a bad option or path fails here, once, with the worker's error
-            self.placed = ray.get([a.where.remote() for a in self.actors])
+            self.placed = self._started([a.where.remote() for a in self.actors])
         except ray.exceptions.RayError as e:
             from ..base import BackendError
 
             raise BackendError(f"the {cls.name} backend could not start on the Ray cluster: {_cause(e)}") from e
         self._settings: Optional[dict[str, Any]] = None
+
+    def _started(self, refs: list[Any], every_s: float = 30.0) -> list[Any]:
+        """All replicas up; while some cannot be placed (too few CPUs/GPUs free), say so every ``every_s``."""
+        import sys
+
+        ready: list[Any] = []
+        waiting = list(refs)
+        while waiting:
+            done, waiting = self.ray.wait(waiting, num_returns=len(waiting), timeout=every_s)
+            ready += done
+            if waiting:
+                free = self.ray.available_resources()
+                print(f"--ray: {len(ready)} of {len(refs)} replicas started; waiting for the cluster to place the "
+                      f"rest (each needs {self.resources}; free now: CPU {free.get('CPU', 0):g}, GPU "
+                      f"{free.get('GPU', 0):g}; fewer --replicas or --ray-option num_cpus= if it never fits)",
+                      file=sys.stderr)
+        order = {ref: i for i, ref in enumerate(refs)}
+        return self.ray.get(sorted(ready, key=lambda r: order[r]))
 
     # -- dispatch ---------------------------------------------------------------------------
     def _run(self, method: str, batches: list[list[Any]], failed: Callable[[Any, str], Any]) -> Iterator[Any]:
