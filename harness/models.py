@@ -179,6 +179,8 @@ class Item(_Strict):
     @property
     def n_answer_turns(self) -> int:
         """How many assistant turns the model must produce (one per user turn not followed by a fixed answer)."""
+        if self.messages is None:
+            return 1  # a single prompt (and no Message built for it: aggregation asks this of every item)
         conv = self.conversation
         return sum(
             1
