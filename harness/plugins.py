@@ -8,6 +8,7 @@ built-ins the same way, so a plugin is a first-class citizen and nothing is spec
 - ``sfteval.rules``: name -> a rule function ``(item, answer) -> RuleOutcome``
 - ``sfteval.judge_configs``: name -> a folder of judge-config YAML files (a module: its own folder)
 - ``sfteval.stages``: name -> a :class:`~sfteval.harness.stages.base.Stage` subclass
+- ``sfteval.executors``: name -> a Backend subclass that runs another backend's requests elsewhere (``--ray``)
 
 Only the chosen plugin is imported (``sfteval --help`` stays fast). A built-in name cannot be taken over by a
 plugin: the built-in wins and ``sfteval plugins`` shows the other as shadowed. Run from a source checkout
@@ -31,6 +32,7 @@ GROUPS: dict[str, str] = {
     "rules": "sfteval.rules",
     "judge_configs": "sfteval.judge_configs",
     "stages": "sfteval.stages",
+    "executors": "sfteval.executors",
 }
 SELF = "sfteval"
 _CHECKOUT_PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"

@@ -8,9 +8,11 @@ without this module knowing it.
 
 from __future__ import annotations
 
+import gc
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Optional, Union
+from typing import Iterator, Optional, Union
 
 from pydantic import ValidationError
 
@@ -21,8 +23,21 @@ from .report import run_report_markdown
 from .scoring import group_metrics, item_frame, summarize
 from .stages.base import RunRecords, Stage
 from .stages.registry import stages as registered_stages
-from .store import MANIFEST, REPORT, SUMMARY, RunStore, StoreError
+from .store import ITEMS, MANIFEST, REPORT, SUMMARY, RunStore, StoreError, iter_lines
 from .summary import RunSummary
+
+
+@contextmanager
+def bulk() -> Iterator[None]:
+    """Cyclic garbage collection paused while records by the hundred thousand are built and aggregated: they hold
+    no cycles, and collections triggered by every few hundred new objects made loading a 100k-item run 4x slower."""
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
 
 
 def now() -> str:
@@ -49,15 +64,16 @@ class RunFolder(RunStore):
                              f"{_first_error(e)}") from None
 
     def items(self) -> list[Item]:
-        return [Item.model_validate(r) for r in self.read_items()]
+        return [Item.model_validate_json(line) for line in iter_lines(self.path / ITEMS)]
 
     def records(self, manifest: Optional[RunManifest] = None) -> RunRecords:
         """Items, generations, judgments and probes, typed; plus the judge the summary aggregates."""
         manifest = manifest or self.manifest()
         try:
-            return RunRecords(items=self.items(), generations=self.read("generations"),
-                              judgments=self.read("judgments"), probes=self.read("probes"),
-                              judge=load_active(self.path, manifest.judge))
+            with bulk():
+                return RunRecords(items=self.items(), generations=self.read("generations"),
+                                  judgments=self.read("judgments"), probes=self.read("probes"),
+                                  judge=load_active(self.path, manifest.judge))
         except ValidationError as e:
             raise StoreError(f"{self.path}: a record this sfteval cannot read: {_first_error(e)}") from None
 
@@ -81,6 +97,10 @@ class RunFolder(RunStore):
 
     def finalize(self, manifest: RunManifest) -> RunSummary:
         """Rebuild summary.json and report.md from the stored records (after a run, a re-judge, a merge)."""
+        with bulk():
+            return self._finalize(manifest)
+
+    def _finalize(self, manifest: RunManifest) -> RunSummary:
         records = self.records(manifest)
         gens = records.generations.values()
         judgments = records.judgments.values()

@@ -21,11 +21,12 @@ from .judging.dryrun import Estimate, estimate, placeholder_targets
 from .judging.single import JudgeScorer
 from .judging.spec import ActiveJudge, JudgeError, JudgeSpec, effective_k, save_active, spec_from_manifest
 from .modelref import local_tokenizer_path, resolve_model
-from .models import Item, Judgment, ModelInfo, RunManifest, RunSettings
+from .models import Item, Judgment, ModelInfo, RunManifest, RunSettings, ShardInfo
 from .redact import redact_argv, redact_value
 from .render import Renderer
 from .runfolder import RunFolder, now
 from .score import run_scorers, score_targets
+from .shard import ASSIGNMENT, shard_positions, shard_run_name
 from .stages.base import RunContext, RunError, RunOptions, Stage
 from .stages.registry import stages as registered_stages
 from .store import JUDGE_CONFIG
@@ -96,6 +97,9 @@ def resume_problems(old: RunManifest, opts: RunOptions, model: ModelInfo, suite:
         problems += settings_changes(old.settings, run_settings(opts))
     elif opts.generate and old.seed != opts.seed:  # a run written before settings were recorded
         problems.append(f"--seed was {old.seed}, now {opts.seed}")
+    old_shard = f"{old.shard.index}/{old.shard.count}" if old.shard else "not set"
+    if old_shard != (str(opts.shard) if opts.shard else "not set"):
+        problems.append(f"--shard was {old_shard}, now {opts.shard or 'not set'}")
     return problems
 
 
@@ -106,6 +110,8 @@ def find_resumed(opts: RunOptions) -> tuple[RunFolder, bool]:
     """
     assert opts.resume
     candidates = [RunFolder(Path(opts.resume)), RunFolder(opts.out / opts.resume)]
+    if opts.shard:  # --resume PARENT finds this shard's folder first (PARENT itself may be the merged run)
+        candidates.insert(0, RunFolder(opts.out / shard_run_name(Path(opts.resume).name, opts.shard)))
     for store in candidates:
         if store.exists():
             return store, True
@@ -118,7 +124,15 @@ def find_resumed(opts: RunOptions) -> tuple[RunFolder, bool]:
 def open_store(opts: RunOptions, model: ModelInfo, suite: Suite,
                log: Callable[[str], None] = lambda m: None) -> tuple[RunFolder, Optional[RunManifest]]:
     if opts.resume:
-        store, started = find_resumed(opts)
+        try:
+            store, started = find_resumed(opts)
+        except RunError:
+            if opts.shard is None:
+                raise
+            # a job array's task runs one command, first time or again: a shard not begun yet starts now
+            store, started = RunFolder(opts.out / shard_run_name(Path(opts.resume).name, opts.shard)), False
+            log(f"no folder for shard {opts.shard} of {opts.resume} yet: starting it")
+            return store, None
         if not started:
             log(f"{store.path} holds no manifest (stopped before the run started): starting it now")
             return store, None
@@ -133,11 +147,36 @@ def open_store(opts: RunOptions, model: ModelInfo, suite: Suite,
     run_id = opts.run_name or default_run_id(model, suite)
     if "/" in run_id or run_id in (".", ".."):
         raise RunError(f"--run-name {run_id!r} must be a plain folder name")
+    if opts.shard:
+        run_id = shard_run_name(parent_run_name(opts, model, suite), opts.shard)
     store = RunFolder(opts.out / run_id)
     if store.exists():
         raise RunError(f"run {run_id!r} already exists in {opts.out}; pass --resume {run_id} to continue it, "
                        "or choose another --run-name")
     return store, None
+
+
+def parent_run_name(opts: RunOptions, model: ModelInfo, suite: Suite) -> str:
+    """The run a shard belongs to: --run-name, else model and suite (no timestamp: every job must agree on it)."""
+    return opts.run_name or f"{model.name}__{suite.name}"
+
+
+def shard_parent(opts: RunOptions, model: ModelInfo, suite: Suite, previous: Optional[RunManifest]) -> str:
+    if previous is not None and previous.shard is not None:
+        return previous.shard.parent_run
+    if opts.resume:  # a shard stopped before its manifest: --resume PARENT or the shard folder itself
+        return Path(opts.resume).name.split("__shard-")[0]
+    return parent_run_name(opts, model, suite)
+
+
+def shard_info(opts: RunOptions, items: list[Item], parent: str) -> tuple[list[Item], Optional[ShardInfo]]:
+    """``--shard I/N``: this shard's items (in suite order) and its place in the parent run."""
+    if opts.shard is None:
+        return items, None
+    positions = shard_positions(items, opts.shard)
+    return [items[p] for p in positions], ShardInfo(
+        index=opts.shard.index, count=opts.shard.count, parent_run=parent, assignment=ASSIGNMENT,
+        items_total=len(items), positions=positions)
 
 
 def read_chat_template(opts: RunOptions) -> Optional[str]:
@@ -208,11 +247,12 @@ def run_eval(opts: RunOptions, *, stages: Optional[list[Stage]] = None,
     chat_template = read_chat_template(opts)
     model = resolve_model(opts.model, must_exist=backend_class(opts.backend).loads_local_weights)
     store, previous = open_store(opts, model, suite, log)
+    items, shard = shard_info(opts, items, shard_parent(opts, model, suite, previous))
     store.lock()
     log(f"run: {store.path} (resume with --resume {store.run_id})")
     try:
         backend = create_backend(opts.backend, model=model.path, tokenizer=opts.tokenizer, seed=opts.seed,
-                                 **opts.backend_options)
+                                 dispatch=opts.dispatch, **opts.backend_options)
         backend.progress = opts.progress
         with backend:
             renderer = build_renderer(opts, model, backend, log, chat_template)
@@ -222,6 +262,7 @@ def run_eval(opts: RunOptions, *, stages: Optional[list[Stage]] = None,
             if previous is not None:
                 check_template(previous, model, store.run_id)
             manifest = start_manifest(opts, store, previous, model, suite, backend, renderer)
+            manifest.shard = manifest.shard or shard
             if previous is None:
                 store.write_items(it.model_dump(mode="json", exclude_none=True) for it in items)
             store.write_manifest(manifest)

@@ -1,5 +1,10 @@
 """Throughput of sfteval's vllm backend vs plain ``vllm.LLM.generate`` on the same prompts (run by gpu_check.sh).
 
+With ``--ray``: sfteval's ``--ray`` path (Ray Data LLM, a local Ray instance, ``--replicas`` engines) vs plain
+``vllm.LLM.generate`` on the same prompts, one pass each with the engine start-up included on both sides (Ray Data
+LLM starts its engines for every pipeline, so that is what a user waits for); the plain engine is shut down
+before Ray's starts, so both get the whole GPU.
+
 Both paths share one engine (one start-up, identical memory and scheduler settings); the only difference
 is the harness: per-request SamplingParams with every field explicit, the result conversion and the
 timing read-out. Rounds alternate plain/harness/harness/plain so drift cancels; the best round of each
@@ -87,6 +92,10 @@ def main() -> int:
     ap.add_argument("--workdir", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "sfteval-gpu-check")
     ap.add_argument("--json", type=Path, help="also write the numbers here")
     ap.add_argument("--cpu-dry-run", action="store_true", help="tiny model, no GPU needed (checks the script only)")
+    ap.add_argument("--ray", action="store_true",
+                    help="compare sfteval --ray (Ray Data LLM) with plain vLLM instead (start-up included on both sides)")
+    ap.add_argument("--replicas", type=int, default=1, help="--ray: engine replicas (default 1: the same GPU as plain)")
+    ap.add_argument("--ray-batch-size", type=int, default=64, help="--ray: rows per Ray Data batch (default 64)")
     a = ap.parse_args()
 
     import torch
@@ -111,6 +120,8 @@ def main() -> int:
                                 enforce_eager=a.enforce_eager or a.cpu_dry_run)
     if gpu:
         opts["gpu_memory_utilization"] = a.gpu_memory_utilization
+    if a.ray:
+        return ray_check(a, ckpt, reqs, opts, gpu)
     t = time.perf_counter()
     backend = create_backend("vllm", model=str(ckpt), seed=0, **opts)
     log(f"engine ready in {time.perf_counter() - t:.1f}s ({opts})")
@@ -161,6 +172,53 @@ def main() -> int:
         a.json.write_text(json.dumps({"ratio": ratio, "target": a.target, "tokens_per_s": tps, "times_s": times,
                                       "identical": same, "n": len(reqs), "max_tokens": a.max_tokens,
                                       "model": str(ckpt), "vllm": vllm.__version__, "gpu": gpu}, indent=1))
+    return 0 if ok else 1
+
+
+def ray_check(a: argparse.Namespace, ckpt: Path, reqs: list[Any], opts: dict[str, Any], gpu: bool) -> int:
+    """Plain vLLM (engine start + one generate) vs sfteval's --ray path (Ray start + Ray Data LLM pipeline)."""
+    import vllm
+
+    from sfteval.harness.backends import create_backend
+    from sfteval.harness.backends.base import Dispatch
+
+    t = time.perf_counter()
+    backend = create_backend("vllm", model=str(ckpt), seed=0, **opts)
+    outs = backend.llm.generate([{"prompt_token_ids": r.prompt_ids} for r in reqs],  # type: ignore[attr-defined]
+                                vllm.SamplingParams(temperature=0.0, max_tokens=a.max_tokens), use_tqdm=False)
+    plain_s = time.perf_counter() - t
+    plain_texts = [o.outputs[0].text for o in outs]
+    plain_tokens = sum(len(o.outputs[0].token_ids) for o in outs)
+    backend.close()
+    log(f"  plain    {plain_s:7.2f}s  {plain_tokens / plain_s:10.0f} generated tokens/s (engine start included)")
+
+    dispatch = Dispatch("ray", {"address": "local", "replicas": a.replicas, "batch_size": a.ray_batch_size})
+    t = time.perf_counter()
+    ray_backend = create_backend("vllm", model=str(ckpt), seed=0, dispatch=dispatch, **opts)
+    results = list(ray_backend.generate(reqs))
+    ray_s = time.perf_counter() - t
+    ray_backend.close()
+    failed = [r for r in results if not r.ok]
+    if failed:
+        log(f"{len(failed)} requests failed on Ray Data LLM, first: {failed[0].error}")
+        return 1
+    by_key = {r.key: r for r in results}
+    ray_texts = [by_key[r.key].text for r in reqs]
+    ray_tokens = sum(r.completion_tokens or 0 for r in results)
+    log(f"  ray      {ray_s:7.2f}s  {ray_tokens / ray_s:10.0f} generated tokens/s (Ray and engine start included)")
+    ratio = (ray_tokens / ray_s) / (plain_tokens / plain_s)
+    same = sum(x == y for x, y in zip(plain_texts, ray_texts))
+    ok = ratio >= a.target and same == len(reqs)
+    print(f"\nplain vllm.LLM.generate: {plain_s:.2f}s, {plain_tokens / plain_s:.0f} tok/s")
+    print(f"sfteval --ray (Ray Data LLM, {a.replicas} replica(s)): {ray_s:.2f}s, {ray_tokens / ray_s:.0f} tok/s")
+    print(f"identical greedy outputs: {same}/{len(reqs)}")
+    print(f"RESULT ratio ray/plain = {ratio:.3f} (target >= {a.target}) -> {'PASS' if ok else 'FAIL'}")
+    if a.json:
+        a.json.write_text(json.dumps({"ratio": ratio, "target": a.target, "mode": "ray", "replicas": a.replicas,
+                                      "tokens_per_s": {"plain": plain_tokens / plain_s, "ray": ray_tokens / ray_s},
+                                      "times_s": {"plain": plain_s, "ray": ray_s}, "identical": same,
+                                      "n": len(reqs), "max_tokens": a.max_tokens, "model": str(ckpt),
+                                      "vllm": vllm.__version__, "gpu": gpu}, indent=1))
     return 0 if ok else 1
 
 

@@ -156,7 +156,7 @@ def test_builtins_are_registered_through_the_entry_points_sfteval_declares() -> 
         listed.setdefault(f"sfteval.{kind}", {})[name] = target
     assert listed == declared
     assert set(declared) == {"sfteval.backends", "sfteval.importers", "sfteval.rules", "sfteval.judge_configs",
-                             "sfteval.stages"}
+                             "sfteval.stages", "sfteval.executors"}
 
 
 def test_a_plugin_package_is_listed(plugin_site: Path) -> None:

@@ -210,6 +210,34 @@ def test_offline_vllm_lora_equals_the_merged_adapter_on_hf(demo_checkpoints: dic
     assert any(g.answer != plain[k].answer for k, g in lora.items()), "the adapter changed no answer"
 
 
+def test_ray_data_llm_gives_the_answers_and_probes_of_vllm_and_hf(demo_checkpoints: dict[str, Path],
+                                                                 runs_dir: Path, hf_run: Path, vllm_run: Path) -> None:
+    """`sfteval run --backend vllm --ray local`: Ray Data LLM on the CPU build of vLLM, token ids in, prompt
+    log-probs for the probes; 2 items per task_type (every engine start costs a minute here)."""
+    run_in_vllm_venv("run", "--backend", "vllm", "--model", str(demo_checkpoints["v1"]), "--suite", str(DEMO_SUITE),
+                     "--limit", "2", "--out", str(runs_dir), "--run-name", "vllm-ray", "--dtype", "float32",
+                     "--max-model-len", "256", "-o", "enforce_eager=true", "--ray", "local", "--quiet")
+    ray_run = runs_dir / "vllm-ray"
+    ray_gens, ray_probes = generations(ray_run), probes(ray_run)
+    assert len(ray_gens) == 8 and len(ray_probes) == 10
+    manifest = json.loads((ray_run / "manifest.json").read_text())
+    assert manifest["backend"] == "vllm" and manifest["backend_settings"]["engine"] == "ray-data-llm"
+    for ref in (hf_run, vllm_run):
+        gens, prbs = generations(ref), probes(ref)
+        for key, g in ray_gens.items():
+            assert g.status == "ok" and key in gens, (key, g.error)
+            h = gens[key]
+            assert (g.prompt, g.prompt_tokens, g.answer) == (h.prompt, h.prompt_tokens, h.answer), g.item_id
+            assert (g.completion_tokens, g.finish_reason) == (h.completion_tokens, h.finish_reason), g.item_id
+        for key, p in ray_probes.items():
+            q = prbs[key]
+            assert p.status == "ok", (p.item_id, p.error)
+            pairs = [(p.sum_logprob, q.sum_logprob)] + [(v, (q.choices or {})[c]) for c, v in (p.choices or {}).items()]
+            assert all(abs(x - y) <= TOL for x, y in pairs if x is not None and y is not None), (p.item_id, pairs)
+            assert p.greedy == q.greedy and p.predicted == q.predicted
+    assert all(g.timing.ttft_s for g in ray_gens.values())  # vLLM's request metrics came through Ray Data
+
+
 def test_gpu_check_script_runs_end_to_end_on_the_cpu_build(tmp_path: Path) -> None:
     """scripts/gpu_check.sh's dry run (tiny model, vLLM on CPU): the script itself works, both paths generate
     the same greedy outputs and a throughput ratio is measured. The ratio's target only means something on a
@@ -257,3 +285,19 @@ def test_the_stand_in_sampling_params_of_the_fast_tests_match_vllms() -> None:
     real = json.loads(proc.stdout.strip().splitlines()[-1])
     assert set(SAMPLING_FIELDS) <= set(real["fields"]), set(SAMPLING_FIELDS) - set(real["fields"])
     assert real["error"] is not None and "temprature" in real["error"]
+
+
+def test_gpu_check_ray_case_runs_end_to_end_on_the_cpu_build(tmp_path: Path) -> None:
+    """scripts/gpu_check.sh's --ray case in its dry run: plain vLLM, then sfteval --ray on Ray Data LLM (a local Ray
+    instance), same greedy outputs, a ratio measured (its 0.9 target only means something on a GPU)."""
+    from vllm_env import vllm_env
+
+    out = tmp_path / "gpu_check_ray.json"
+    # no TMPDIR=tmp_path here: Ray puts its sockets under TMPDIR, and a pytest path is too long for a Unix socket
+    env = vllm_env(DRY_RUN="1", RAY="1", N="8", PYTHON=str(vllm_python()), JSON=str(out))
+    proc = subprocess.run(["bash", str(REPO / "scripts" / "gpu_check.sh"), "--workdir", str(tmp_path)], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode in (0, 1), proc.stdout[-3000:] + proc.stderr[-3000:]
+    numbers = json.loads(out.read_text())
+    assert numbers["mode"] == "ray" and numbers["identical"] == numbers["n"] == 8 and numbers["ratio"] > 0
+    assert "RESULT ratio ray/plain" in proc.stdout

@@ -201,7 +201,7 @@ def test_lora_adapter_on_every_request_and_prompt_logprobs_refused(fake_vllm: An
 
 
 def test_unsupported_data_parallel_is_one_clear_error(fake_vllm: Any, tmp_path: Path) -> None:
-    with pytest.raises(BackendError, match=r"data_parallel_size=2.*--backend openai"):
+    with pytest.raises(BackendError, match=r"data_parallel_size=2.*--ray local --replicas N.*--backend openai"):
         backend(tmp_path, data_parallel_size=2)
 
 

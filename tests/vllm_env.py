@@ -60,7 +60,7 @@ def vllm_env(**extra: str) -> dict[str, str]:
 
 def run_in_vllm_venv(*args: str, timeout: float = 900, **extra_env: str) -> subprocess.CompletedProcess:
     """``python -m sfteval.harness.cli ARGS`` in the vLLM venv, offline engine in-process (starts in ~10 s, no spawn)."""
-    env = vllm_env(VLLM_ENABLE_V1_MULTIPROCESSING="0", **extra_env)
+    env = vllm_env(**{"VLLM_ENABLE_V1_MULTIPROCESSING": "0", **extra_env})
     proc = subprocess.run([str(vllm_python()), "-m", "sfteval.harness.cli", *args], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=timeout)
     if proc.returncode != 0:

@@ -13,7 +13,7 @@ from .. import plugins
 from .base import BackendError
 
 if TYPE_CHECKING:
-    from .base import Backend
+    from .base import Backend, Dispatch
 
 #: Shown by `sfteval backends` and --help without importing anything heavy (plugins: their package summary).
 DESCRIPTIONS: dict[str, str] = {
@@ -57,8 +57,11 @@ def backend_class(name: str) -> "type[Backend]":
         raise BackendError(f"the {name} backend cannot be loaded: {e}. {hint}".strip()) from e
 
 
-def create_backend(name: str, **options: Any) -> "Backend":
-    """Instantiate a backend from validated options (unknown options are an error naming the option)."""
+def create_backend(name: str, dispatch: "Dispatch | None" = None, **options: Any) -> "Backend":
+    """Instantiate a backend from validated options (unknown options are an error naming the option).
+
+    With ``dispatch`` (``--ray``), the executor plugin it names (``sfteval.executors`` entry points) wraps the
+    backend: the model loads on the cluster's workers, and the wrapper is the backend the run talks to."""
     from pydantic import ValidationError
 
     cls = backend_class(name)
@@ -70,4 +73,23 @@ def create_backend(name: str, **options: Any) -> "Backend":
         msg = "is not an option of this backend" if first["type"] == "extra_forbidden" else first["msg"]
         known = ", ".join(sorted(cls.Options.model_fields))
         raise BackendError(f"backend {name}: option '{loc}' {msg} (options: {known})") from None
-    return cls(opts)
+    if dispatch is None:
+        return cls(opts)
+    return executor_class(dispatch.executor)(cls, opts, **dispatch.options)
+
+
+def executor_class(name: str) -> Any:
+    """An executor plugin (``sfteval.executors``): a Backend subclass built as ``Executor(backend_class, options,
+    **executor_options)``."""
+    if name not in plugins.names("executors"):
+        raise BackendError(f"unknown executor {name!r}; choose one of: {', '.join(plugins.names('executors'))}")
+    try:
+        return plugins.load("executors", name)
+    except plugins.PluginError as e:
+        hint = EXECUTOR_HINTS.get(name, "")
+        raise BackendError(f"the {name} executor cannot be loaded: {e}. {hint}".strip()) from e
+
+
+EXECUTOR_HINTS: dict[str, str] = {
+    "ray": "Install it with: pip install 'sfteval[ray]'.",
+}

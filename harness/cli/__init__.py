@@ -9,6 +9,7 @@ import click
 from .. import __version__
 from .info import backends_cmd, plugins_cmd, runs_cmd, schema_cmd
 from .judge import judge_cmd
+from .merge import merge_cmd
 from .probe import probe_cmd
 from .reports import diff_cmd, gate_cmd, report_cmd
 from .run import run_cmd
@@ -31,7 +32,8 @@ def main() -> None:
 
 
 
-for command in (run_cmd, judge_cmd, probe_cmd, diff_cmd, gate_cmd, report_cmd, trend_cmd, suites_group, runs_cmd, backends_cmd,
+for command in (run_cmd, merge_cmd, judge_cmd, probe_cmd, diff_cmd, gate_cmd, report_cmd, trend_cmd, suites_group, runs_cmd,
+                backends_cmd,
                 plugins_cmd, schema_cmd):
     main.add_command(command)
 

@@ -74,6 +74,22 @@ model_options = add_options([
     click.option("--quiet", "-q", is_flag=True,
                  help="Print only the final line (the run folder, on stdout), warnings and errors: no progress bars, "
                       "library logs, notes or table."),
+    click.option("--shard", metavar="I/N|auto",
+                 help="Evaluate shard I of N only (0-based; items dealt per task_type by a hash of their id) into "
+                      "RUN__shard-I-of-N; `sfteval merge` joins the shards into RUN. auto: from a Slurm job array "
+                      "($SLURM_ARRAY_TASK_ID) or a Kubernetes Indexed Job ($JOB_COMPLETION_INDEX, with --shards)."),
+    click.option("--shards", type=click.IntRange(1), metavar="N",
+                 help="The number of shards, for --shard I or --shard auto (needed under Kubernetes)."),
+    click.option("--ray", "ray_address", metavar="ADDRESS",
+                 help="Run generation and probes on a Ray cluster (pip install 'sfteval[ray]'): auto (the running "
+                      "cluster), local (start one here), or host:port / ray://host:10001. The run folder is "
+                      "written here; vllm uses Ray Data LLM, other backends one Ray actor per replica."),
+    click.option("--replicas", type=click.IntRange(1), metavar="N",
+                 help="--ray: model copies (engine replicas) working at once (default 1); each gets "
+                      "--tensor-parallel-size GPUs with vllm."),
+    click.option("--ray-option", "ray_option", multiple=True, metavar="KEY=VALUE",
+                 help="--ray: executor option, repeatable: num_cpus, num_gpus (per replica), batch_size (requests per "
+                      "Ray task), max_restarts, runtime_env='{env_vars: {...}}'."),
 ])
 
 #: the model-option values that are not backend options (run options, taken by name)
@@ -90,7 +106,33 @@ def backend_options(values: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
+def shard_option(values: dict[str, Any]) -> Any:
+    """--shard / --shards (auto: from the job array's environment) as a ShardSpec, or None."""
+    from ..shard import ShardError, resolve_shard
+
+    try:
+        return resolve_shard(values.get("shard"), values.get("shards"))
+    except ShardError as e:
+        raise click.BadParameter(str(e), param_hint="--shard") from None
+
+
+def dispatch_option(values: dict[str, Any]) -> Any:
+    """--ray ADDRESS (+ --replicas, --ray-option) as the backend's Dispatch to the ray executor, or None."""
+    from ..backends.base import Dispatch
+
+    extra = parse_key_values(tuple(values.get("ray_option") or ()), "--ray-option")
+    if values.get("ray_address") is None:
+        if values.get("replicas") is not None or extra:
+            raise click.BadParameter("needs --ray ADDRESS", param_hint="--replicas/--ray-option")
+        return None
+    options = {"address": values["ray_address"], **extra}
+    if values.get("replicas") is not None:
+        options["replicas"] = values["replicas"]
+    return Dispatch("ray", options)
+
+
 def run_fields(values: dict[str, Any]) -> dict[str, Any]:
     """The RunOptions fields the model options set, and what every run records about itself."""
     return {**{k: values[k] for k in RUN_FIELDS}, "backend_options": backend_options(values),
-            "progress": not values["quiet"], "command": ["sfteval"] + sys.argv[1:]}
+            "progress": not values["quiet"], "command": ["sfteval"] + sys.argv[1:],
+            "shard": shard_option(values), "dispatch": dispatch_option(values)}

@@ -22,6 +22,8 @@ Examples:
   sfteval probe --model ./ckpt/step-1200 --suite my.jsonl --run-name step-1200-probe
   sfteval probe --model ./ckpt --suite my.jsonl --no-eot             # P(reference) without the end of turn
   sfteval probe --model Qwen/Qwen2.5-7B-Instruct -b vllm --suite s/ --base ./qwen2.5-7b-base
+  sfteval probe --model ./ckpt --suite my.jsonl --run-name p --shard 1/4   # one shard; sfteval merge joins them
+  sfteval probe --model ./ckpt --suite my.jsonl -b vllm --ray auto --replicas 4   # probes on a Ray cluster
 
 \b
 Per item: sum, token count, mean and greedy flag of log P(reference + end-of-turn | prompt); each choice's

@@ -31,6 +31,11 @@ Examples:
   sfteval run --model ./ckpt --suite my.jsonl --temperature 0.7 --max-new-tokens 1024   # override suite.yaml
   sfteval run --model ./base-ckpt --suite my.jsonl --prompt-format plain --no-probes   # no chat template
   sfteval run --model ./r1-ckpt --suite my.jsonl --keep-think      # score <think> blocks too
+  sfteval run --model ./ckpt --suite my.jsonl --run-name v2 --shard 0/4    # 1 of 4 shards -> results/v2__shard-0-of-4
+  sfteval run --model ./ckpt --suite my.jsonl --resume v2 --shard auto     # a Slurm / Kubernetes array task
+  sfteval merge 'results/v2__shard-*' --into v2                          # the shards as one run
+  sfteval run --model ./ckpt --suite my.jsonl --backend vllm --ray auto --replicas 8   # Ray Data LLM on a cluster
+  sfteval run --model demo:v1 --suite demo --ray local --replicas 2      # Ray started here, 2 model copies
 
 \b
 Output: results/<run>/ holds manifest.json, items.jsonl, generations.jsonl,

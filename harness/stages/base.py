@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Optional
 
-from ..backends.base import Backend
+from ..backends.base import Backend, Dispatch
 from ..judging.spec import ActiveJudge, JudgeSpec
 from ..models import Generation, Item, Judgment, ModelInfo, ProbeResult, RunManifest
 from ..probes.options import ProbeOptions
 from ..render import Renderer
+from ..shard import ShardSpec
 from ..store import RunStore
 from ..suite import Suite
 from ..think import ThinkMarkers
@@ -49,6 +50,8 @@ class RunOptions:
     judge: Optional[JudgeSpec] = None  #: LLM-judge the answers after the rules
     generate: bool = True  #: False for `sfteval probe`: no answers, no scores, probes only
     probes: Optional[ProbeOptions] = None  #: None = no probes (--no-probes)
+    shard: Optional[ShardSpec] = None  #: --shard I/N: only this shard's items (sfteval merge joins the shards)
+    dispatch: Optional[Dispatch] = None  #: --ray: the backend's requests run on a cluster (an executor plugin)
 
 
 @dataclass
