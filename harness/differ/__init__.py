@@ -7,7 +7,7 @@ statistics, rules.py for what counts as a regression, flips.py for the item rank
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import numpy as np
 import pandas as pd
@@ -19,7 +19,10 @@ from .cells import build_groups, compute_cells, is_binary
 from .flips import TextSource, flipped_items
 from .result import DiffResult, RunInfo
 
-__all__ = ["DiffResult", "diff_frames", "diff_runs"]
+if TYPE_CHECKING:
+    from .load import LoadedRun
+
+__all__ = ["DiffResult", "diff_frames", "diff_loaded", "diff_runs"]
 
 #: Per-item metrics that are not comparable item by item (none today; group metrics are not in the frame).
 SKIP_METRICS: frozenset[str] = frozenset()
@@ -98,20 +101,28 @@ def _counts(v: np.ndarray, values: np.ndarray) -> list[int]:
 def diff_runs(store_a: RunStore, store_b: RunStore, config: Optional[GateConfig] = None, *, top: int = 10,
               log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> DiffResult:
     """Load two runs and diff them: A is the baseline, B the candidate."""
-    from .load import RecordTexts, changed_items, find_pairs, load_run
+    from .load import load_run
+
+    return diff_loaded(load_run(store_a), load_run(store_b), config, top=top, log=log)
+
+
+def diff_loaded(ra: "LoadedRun", rb: "LoadedRun", config: Optional[GateConfig] = None, *, top: int = 10,
+                log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> DiffResult:
+    """The diff of two loaded runs (differ.load.load_run; a caller that keeps them loaded diffs again cheaply)."""
+    from .load import changed_items, find_pairs
     from .pairs import read_pairwise
 
     config = config or GateConfig()
-    ra, rb = load_run(store_a), load_run(store_b)
+    store_a, store_b = ra.store, rb.store
     result = diff_frames(ra.frame, rb.frame, config, run_a=ra.info, run_b=rb.info, top=top,
-                         texts_a=RecordTexts(ra.records), texts_b=RecordTexts(rb.records))
+                         texts_a=ra.texts, texts_b=rb.texts)
     if not result.suite_match:
         msg = (f"the runs used different suites: baseline {ra.info.suite_name} v{ra.info.suite_version} "
                f"({ra.info.suite_hash[:12]}) vs candidate {rb.info.suite_name} v{rb.info.suite_version} "
                f"({rb.info.suite_hash[:12]}); only the {result.paired} item ids they share are compared")
         result.warnings.insert(0, msg)
         log(f"WARNING: {msg}")
-    result.changed_items = changed_items(ra.records, rb.records)
+    result.changed_items = changed_items(ra, rb)
     if result.changed_items:
         result.warnings.append(f"{len(result.changed_items)} shared item ids have different content in the two runs "
                                f"(e.g. {result.changed_items[0]}); they are compared as the same item")
