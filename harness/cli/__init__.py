@@ -9,6 +9,7 @@ import click
 from .. import __version__
 from .info import backends_cmd, plugins_cmd, runs_cmd, schema_cmd
 from .judge import judge_cmd
+from .labels import agreement_cmd, labels_group
 from .probe import probe_cmd
 from .reports import diff_cmd, gate_cmd, report_cmd
 from .run import run_cmd
@@ -31,7 +32,7 @@ def main() -> None:
 
 
 for command in (run_cmd, judge_cmd, probe_cmd, diff_cmd, gate_cmd, report_cmd, suites_group, runs_cmd, backends_cmd,
-                plugins_cmd, schema_cmd):
+                plugins_cmd, schema_cmd, labels_group, agreement_cmd):
     main.add_command(command)
 
 

@@ -188,9 +188,15 @@ def report_cmd(run: str, fmt: str, out: Optional[Path], results: Path) -> None:
     def go() -> None:
         from ..runfolder import RunFolder
 
+        from ..labels.folders import run_block
+        from ..labels.stage import settings
+
         folder = RunFolder.open(run, results)
         manifest = folder.manifest()
         summary = folder.summary()
+        block = run_block(folder)  # labels added since the summary was written count too
+        if block:
+            summary.agreement = {**settings(), "single": block}
         if fmt == "md":
             from ..report import run_report_markdown
 

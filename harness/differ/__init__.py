@@ -141,4 +141,11 @@ def diff_loaded(ra: "LoadedRun", rb: "LoadedRun", config: Optional[GateConfig] =
     for side, info in (("baseline", ra.info), ("candidate", rb.info)):
         for w in info.judge_warnings:
             result.warnings.append(f"judge ({side}): {w}")
+    from ..labels.agreement import MIN_N
+    from ..labels.collect import settings
+    from ..labels.folders import diff_block
+
+    calibration = config.guards.judge_calibration
+    min_n = min(MIN_N, calibration.min_labels) if calibration is not None else MIN_N
+    result.agreement = diff_block(store_a, store_b, settings(min_n=min_n, seed=config.seed))
     return result

@@ -77,6 +77,7 @@ class DiffResult:
     pairwise: Optional[Pairwise] = None
     distributions: dict[str, Any] = field(default_factory=dict)
     group_sizes: dict[str, int] = field(default_factory=dict)
+    agreement: Optional[dict[str, Any]] = None  #: judge-human agreement on the runs' labels (harness/labels)
 
     @property
     def suite_match(self) -> bool:
@@ -134,6 +135,7 @@ class DiffResult:
                         "worse_total": self.n_worse, "better_total": self.n_better},
             "pairwise": asdict(self.pairwise) if self.pairwise else None,
             "distributions": self.distributions,
+            "agreement": self.agreement,
         })
 
 

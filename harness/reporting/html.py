@@ -207,6 +207,9 @@ def diff_html(diff: DiffResult, verdict: Verdict) -> str:
                         for g in p.groups)),
                  f"<p class='small'>source: {esc(p.source)}"
                  f"{' (read from the reverse pair, outcomes mapped)' if p.inverted else ''}</p>"]
+    from .agreement import diff_agreement_html
+
+    body.append(diff_agreement_html(diff.agreement, a.run_id, b.run_id))
     if diff.distributions:
         body.append("<h2>Distributions (all paired items)</h2><div class='grid'>")
         for m, dist in diff.distributions.items():
@@ -256,6 +259,9 @@ def run_html(manifest: Any, summary: dict[str, Any], frame: Optional[pd.DataFram
                  f"{esc(judge['samples'])} sample(s) per answer</p><ul>"]
         body += [f"<li>{esc(line.lstrip('- ').replace('**', '').replace('`', ''))}</li>"
                  for line in reliability_lines(judge["reliability"])] + ["</ul>"]
+    from .agreement import run_agreement_html
+
+    body.append(run_agreement_html(summary.get("agreement")))
     if frame is not None and len(frame):
         body.append("<h2>Distributions</h2><div class='grid'>")
         for m in metric_columns(frame):
