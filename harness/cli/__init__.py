@@ -14,6 +14,7 @@ from .probe import probe_cmd
 from .reports import diff_cmd, gate_cmd, report_cmd
 from .run import run_cmd
 from .suites import suites_group
+from .view import view_cmd
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="sfteval")
@@ -32,7 +33,7 @@ def main() -> None:
 
 
 for command in (run_cmd, judge_cmd, probe_cmd, diff_cmd, gate_cmd, report_cmd, suites_group, runs_cmd, backends_cmd,
-                plugins_cmd, schema_cmd, labels_group, agreement_cmd):
+                plugins_cmd, schema_cmd, view_cmd, labels_group, agreement_cmd):
     main.add_command(command)
 
 

@@ -37,11 +37,14 @@ def compare_item_url(base: Optional[str], a: str, b: str, item_id: str) -> str:
     return (base.rstrip("/") + path) if base else path
 
 
-def review_url(mode: str, run: str, baseline: Optional[str] = None) -> str:
-    """``mode`` pair (blind pairwise, needs a baseline) or single (grading ``run``'s answers)."""
-    if baseline is not None:
-        return f"/review/{q(baseline)}/{q(run)}/{mode}"
-    return f"/review/{q(run)}/{mode}"
+def review_pair_url(a: str, b: str, **params: Any) -> str:
+    """Blind pairwise review of candidate ``b`` against baseline ``a``."""
+    return f"/review/pair/{q(a)}/{q(b)}" + _query(params)
+
+
+def review_single_url(run: str, baseline: Optional[str] = None, **params: Any) -> str:
+    """Single grading of ``run``'s answers (with a baseline: the items that flipped against it first)."""
+    return f"/review/single/{q(run)}" + _query({"baseline": baseline, **params})
 
 
 def _query(params: dict[str, Any]) -> str:
