@@ -93,10 +93,10 @@ class _Tally:
         gens = records.generations.values()
         self.generations += len(gens)
         self.generation_errors += sum(g.status != "ok" for g in gens)
-        if records.judge is not None:
-            from ..judging.metrics import answer_judgments
-
-            self.judge_statuses.update(j.status for a in answer_judgments(records) for j in a.samples)
+        judge = records.judge
+        if judge is not None:  # the active judge's samples of stored answers (judging.metrics.answer_judgments')
+            self.judge_statuses.update(j.status for j in records.judgments.values() if j.mode == "single"
+                                       and judge.selects(j) and j.generation_key in records.generations)
 
     def info(self, store: RunFolder, manifest: RunManifest, judge: Optional[ActiveJudge]) -> RunInfo:
         from .. import reliability as rel
