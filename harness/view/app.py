@@ -207,8 +207,10 @@ class Viewer:
 
     def compare_page(self, a: str, b: str) -> Any:
         c = self.comparison(a, b)
-        verdict = evaluate(c.diff, self.settings.gate)
-        return self.render("compare.html", a=a, b=b, c=c, diff=c.diff, verdict=verdict, heat=heatmap(c.diff),
+        heat, verdict, counts = self.data.cached(("compare-page", a, b), id(c), lambda: (
+            heatmap(c.diff, a, b), evaluate(c.diff, self.settings.gate),
+            {"regressions": len(c.diff.regressions()), "improvements": len(c.diff.improvements())}))
+        return self.render("compare.html", a=a, b=b, c=c, diff=c.diff, verdict=verdict, heat=heat, counts=counts,
                            agreement=self.pair_agreement(a, b), pair_labels=self.pair_labels(a, b))
 
     def compare_items(self, a: str, b: str, params: Any) -> Any:
@@ -233,11 +235,9 @@ class Viewer:
             row["change"] = None if change is None or math.isnan(change[k]) else float(change[k])
             row["labels"] = len(pair_l.reviewers(row["id"]) | la.reviewers(row["id"]) | lb.reviewers(row["id"]))
             items.append(row)
-        groups = sorted(set(c.task_type) | set(c.level1))
-        tags = sorted({t for ts in set(c.tags) for t in ts.split(",") if t})
         metrics = sorted(set(c.diff.cells["metric"])) if len(c.diff.cells) else []
         return self.render("compare_items.html", a=a, b=b, f=f, items=items, total=len(rows), pages=pages,
-                           groups=groups, tags=tags, metrics=metrics)
+                           groups=c.groups, tags=c.tag_names, metrics=metrics)
 
     def compare_item(self, a: str, b: str, item_id: str) -> Any:
         from .itempage import label_view, pair_view, run_side
@@ -332,7 +332,7 @@ def _run_item_row(frame: Any, k: int, labels: LabelIndex) -> dict[str, Any]:
             "labels": len(labels.reviewers(item_id)), "robustness": bool(frame["robustness"].iat[k])}
 
 
-def heatmap(diff: Any) -> dict[str, Any]:
+def heatmap(diff: Any, a: str, b: str) -> dict[str, Any]:
     """Rows (groups in report order) x columns (metrics) of cells with a colour class and a link."""
     cells = diff.cells
     if not len(cells):
@@ -357,6 +357,7 @@ def heatmap(diff: Any) -> dict[str, Any]:
                 cls += " faint"
         mark = {"regression": "▼", "improvement": "▲", "worse": "▽", "better": "△", "changed": "•"}.get(r["status"], "")
         out[(r["group"], r["metric"])] = {"cls": cls, "mark": mark, "tip": dfmt.describe_cell(r),
+                                          "href": urls.compare_items_url(a, b, tt=r["group"], metric=r["metric"]),
                                           "delta": dfmt.delta(r["metric"], r["delta"], bool(r["binary"]),
                                                               dfmt.rel_base(r)), "n": int(r["n"])}
     return {"groups": groups, "metrics": metrics, "cells": out}

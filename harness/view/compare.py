@@ -52,6 +52,10 @@ class Comparison:
     swap_flip: np.ndarray
     frame_a: pd.DataFrame  #: paired rows of A's item frame, aligned with ``ids``
     frame_b: pd.DataFrame
+    shown: dict[str, tuple[np.ndarray, np.ndarray]]  #: the metrics an item list shows: metric -> (A, B) values
+    rule: Optional[str]  #: the rule an item list shows
+    groups: list[str]  #: task_types at both levels (the filter's choices)
+    tag_names: list[str]
 
     @cached_property
     def index(self) -> dict[str, int]:
@@ -93,10 +97,15 @@ def build(a: str, b: str, ra: RunState, rb: RunState, diff: DiffResult,
     if pair_rows:
         swap = np.fromiter((any(r.get("flipped") for r in pair_rows.get(i, [])) for i in ids), dtype=bool,
                            count=len(ids))
-    return Comparison(a, b, diff, ids, pa, pb, xb["task_type"].to_numpy().astype(str),
-                      xb["level1"].to_numpy().astype(str), xb["robustness"].to_numpy().astype(bool),
-                      xb["tags"].to_numpy().astype(str), sev, flipped, direction, spread, problems,
-                      _col(xa, "gen:answer_chars"), _col(xb, "gen:answer_chars"), swap, xa, xb)
+    rule = rules[0] if rules else None
+    shown = {m: (_col(xa, m), _col(xb, m)) for m in ("usable", "judge:overall", "probe:ref_sum", rule) if m}
+    task_type, level1 = xb["task_type"].to_numpy().astype(str), xb["level1"].to_numpy().astype(str)
+    tags = xb["tags"].to_numpy().astype(str)
+    return Comparison(a, b, diff, ids, pa, pb, task_type, level1, xb["robustness"].to_numpy().astype(bool), tags,
+                      sev, flipped, direction, spread, problems, _col(xa, "gen:answer_chars"),
+                      _col(xb, "gen:answer_chars"), swap, xa, xb, shown, rule,
+                      sorted(set(np.unique(task_type)) | set(np.unique(level1))),
+                      sorted({t for ts in np.unique(tags) for t in ts.split(",") if t}))
 
 
 def _dir(change: np.ndarray, threshold: float) -> np.ndarray:
@@ -235,19 +244,15 @@ def page(rows: np.ndarray, number: int) -> tuple[np.ndarray, int]:
 
 def row_values(c: Comparison, k: int) -> dict[str, Any]:
     """What an item list shows for one paired item."""
-    def v(frame: pd.DataFrame, name: str) -> Optional[float]:
-        if name not in frame.columns:
-            return None
-        x = frame[name].iat[k]
-        return None if pd.isna(x) else float(x)
+    def v(name: Optional[str]) -> tuple[Optional[float], Optional[float]]:
+        if name is None or name not in c.shown:
+            return None, None
+        a, b = c.shown[name][0][k], c.shown[name][1][k]
+        return (None if math.isnan(a) else float(a)), (None if math.isnan(b) else float(b))
 
-    rules = [m for m in c.frame_b.columns if m.startswith("rule:") and not m.endswith(":unparsed")]
     return {"id": str(c.ids[k]), "task_type": str(c.task_type[k]), "severity": float(c.severity[k]),
-            "flipped": bool(c.flipped[k]),
-            "usable": (v(c.frame_a, "usable"), v(c.frame_b, "usable")),
-            "judge": (v(c.frame_a, "judge:overall"), v(c.frame_b, "judge:overall")),
-            "rule": (rules[0], v(c.frame_a, rules[0]), v(c.frame_b, rules[0])) if rules else None,
-            "probe": (v(c.frame_a, "probe:ref_sum"), v(c.frame_b, "probe:ref_sum")),
+            "flipped": bool(c.flipped[k]), "usable": v("usable"), "judge": v("judge:overall"),
+            "rule": (c.rule, *v(c.rule)) if c.rule else None, "probe": v("probe:ref_sum"),
             "chars": (None if math.isnan(c.chars_a[k]) else int(c.chars_a[k]),
                       None if math.isnan(c.chars_b[k]) else int(c.chars_b[k])),
             "spread": None if math.isnan(c.spread[k]) else float(c.spread[k]),

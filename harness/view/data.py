@@ -145,6 +145,7 @@ class ViewData:
     def __init__(self, results: Path):
         self.results = Path(results)
         self._runs: dict[str, RunState] = {}
+        self._folders: dict[str, RunFolder] = {}  #: one instance per run: it keeps the run's record index
         self._rows: dict[str, tuple[Any, RunRow]] = {}
         self._pairs: dict[tuple[str, str], PairRecords] = {}
         self._locks: dict[Any, threading.Lock] = {}
@@ -163,7 +164,8 @@ class ViewData:
         path = self.results / name
         if path.resolve().parent != self.results.resolve() or not (path / MANIFEST).is_file():
             raise NotFound(f"no run named {name!r} in {self.results}")
-        return RunFolder(path)
+        with self._guard:
+            return self._folders.setdefault(name, RunFolder(path))
 
     def run_names(self) -> list[str]:
         if not self.results.is_dir():
@@ -192,7 +194,7 @@ class ViewData:
             stamps = _stamps(folder.path, RUN_FILES)
             known = self._runs.get(name)
             if known is None or known.stamps != stamps:
-                known = self._runs[name] = RunState(folder, stamps, load_run(folder))
+                known = self._runs[name] = RunState(folder, stamps, load_run(folder))  # builds the folder's index
             return known
 
     def pair_records(self, a: str, b: str) -> Optional[PairRecords]:
