@@ -179,8 +179,3 @@ def _repair_tail(fd: int) -> None:
         return
     data = os.pread(fd, size, 0)
     os.ftruncate(fd, data.rfind(b"\n") + 1)
-
-
-def latest_per_reviewer(labels: Iterable[Judgment]) -> list[Judgment]:
-    """Labels as given (already latest per key), ordered by item, reviewer and time."""
-    return sorted(labels, key=lambda j: (j.item_id, j.scorer, str(j.details.get("time", ""))))

@@ -21,7 +21,7 @@ from ..gate import GateConfig, evaluate
 from ..report import format_value
 from . import compare as cmp
 from . import urls
-from .data import NotFound, RunState, ViewData
+from .data import NotFound, ViewData
 from .review import LabelIndex, Leases, label_index, labels_stamp
 from .security import new_secret
 
@@ -366,7 +366,7 @@ def heatmap(diff: Any, a: str, b: str) -> dict[str, Any]:
 def create_app(settings: Settings) -> Any:
     """The ASGI app: routes, static files, the token/Host guard."""
     from starlette.applications import Starlette
-    from starlette.routing import Mount, Route
+    from starlette.routing import Mount
     from starlette.staticfiles import StaticFiles
 
     from .reviewapp import review_routes
