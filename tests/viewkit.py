@@ -89,9 +89,9 @@ class ViewServer:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
     def request(self, method: str, path: str, body: Optional[bytes] = None,
-                headers: Optional[dict[str, str]] = None) -> Reply:
+                headers: Optional[dict[str, str]] = None, timeout: float = 120) -> Reply:
         parts = urlsplit(self.url)
-        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
         try:
             conn.request(method, quote(path, safe="/?&=%:+,;@~!*'()"), body=body, headers=headers or {})
             r = conn.getresponse()
@@ -99,8 +99,8 @@ class ViewServer:
         finally:
             conn.close()
 
-    def get(self, path: str, headers: Optional[dict[str, str]] = None) -> Reply:
-        return self.request("GET", path, headers=headers)
+    def get(self, path: str, headers: Optional[dict[str, str]] = None, timeout: float = 120) -> Reply:
+        return self.request("GET", path, headers=headers, timeout=timeout)
 
     def post(self, path: str, data: dict[str, str], headers: Optional[dict[str, str]] = None) -> Reply:
         h = {"Content-Type": "application/x-www-form-urlencoded", **(headers or {})}

@@ -19,7 +19,7 @@ def fmt_stat(s: Optional[dict[str, Any]], digits: int = 2, unit: str = "") -> st
         return "– (undefined)"
     ci = s.get("ci")
     text = f"{s['value']:.{digits}f}{unit}"
-    return text + (f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if ci else "")
+    return text + (f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if ci else " [–]")
 
 
 def enough(block: Optional[dict[str, Any]]) -> bool:
@@ -57,16 +57,18 @@ def single_markdown(b: dict[str, Any]) -> str:
            + (f"; judge `{_esc(b['judge'])}`" if b.get("judge") else "; no LLM judge in this run") + "\n\n"]
     names = b.get("dimension_names") or {}
     out.append("| raters | rating | n | κw (quadratic) | Spearman ρ | mean abs. difference |\n|---|---|---|---|---|---|\n")
-    for who, key in (("judge vs human", "judge_vs_human"), ("human vs human", "human_vs_human")):
-        part = b.get(key)
-        if not part:
-            continue
-        out.append(_score_row(who, "overall", part["overall"]))
-        for d, s in part["dimensions"].items():
+    parts = [(who, key) for who, key in (("judge vs human", "judge_vs_human"), ("human vs human", "human_vs_human"))
+             if b.get(key) and not (key == "human_vs_human" and not b[key].get("pairs"))]
+    for who, key in parts:
+        out.append(_score_row(who, "overall", b[key]["overall"]))
+        for d, s in b[key]["dimensions"].items():
             out.append(_score_row(who, names.get(d, d), s))
     out.append("\n")
-    for who, key in (("judge vs human", "judge_vs_human"), ("human vs human", "human_vs_human")):
-        out.append(_usable_line(who, (b.get(key) or {}).get("usable")))
+    for who, key in parts:
+        out.append(_usable_line(who, b[key].get("usable")))
+    if b.get("human_vs_human") and not b["human_vs_human"].get("pairs"):
+        out.append("- human vs human: no answer labelled by two reviewers yet (`sfteval view --overlap 2`)\n")
+    out.append("- [–]: no interval (too many resamples without variation to give one)\n")
     return "".join(out)
 
 

@@ -28,12 +28,15 @@ def _score_rows(who: str, part: dict[str, Any], names: dict[str, str]) -> list[s
 def single_html(b: dict[str, Any], title: str) -> str:
     rows = []
     names = b.get("dimension_names") or {}
-    for who, key in (("judge vs human", "judge_vs_human"), ("human vs human", "human_vs_human")):
-        if b.get(key):
-            rows += _score_rows(who, b[key], names)
+    parts = [(who, key) for who, key in (("judge vs human", "judge_vs_human"), ("human vs human", "human_vs_human"))
+             if b.get(key) and not (key == "human_vs_human" and not b[key].get("pairs"))]
+    for who, key in parts:
+        rows += _score_rows(who, b[key], names)
     usable = []
-    for who, key in (("judge vs human", "judge_vs_human"), ("human vs human", "human_vs_human")):
-        u = (b.get(key) or {}).get("usable")
+    if b.get("human_vs_human") and not b["human_vs_human"].get("pairs"):
+        usable.append("<li>human vs human: no answer labelled by two reviewers yet</li>")
+    for who, key in parts:
+        u = b[key].get("usable")
         if u is None:
             continue
         if enough(u):
