@@ -253,3 +253,31 @@ def test_diff_view_url_links_flipped_items_to_their_pages(server: ViewServer, re
         assert server.get(path).status == 200
     bad = cli()("diff", "v1", "v2", "--results", str(results), "--view-url", "javascript:alert(1)")
     assert bad.returncode == 2
+
+
+def test_runs_without_a_judge_or_any_runs(tmp_path: Path) -> None:
+    its = items({"math/add": 12})
+    write_run(tmp_path, "r1", its, {it["id"]: Rec(answer="1", exact=1.0) for it in its})
+    write_run(tmp_path, "r2", its, {it["id"]: Rec(answer="2", exact=0.0) for it in its})
+    with ViewServer(tmp_path) as srv:
+        for path in ("/", "/runs/r2", "/compare/r1/r2", "/compare/r1/r2/items?flip=worse", "/compare/r1/r2/item/math-add-000",
+                     "/review/pair/r1/r2"):
+            assert srv.get(path, headers={"Cookie": "sfteval_reviewer=al"}).status == 200, path
+        assert len(rows(srv.get("/compare/r1/r2/items?flip=worse&on=rules").body)) == 12
+        path, fields = "/review/single/r2", form_fields(srv.get("/review/single/r2",
+                                                                 headers={"Cookie": "sfteval_reviewer=al"}).body)
+        page = srv.get(path, headers={"Cookie": "sfteval_reviewer=al"}).body
+        from sfteval.judges.config import load_judge_config
+
+        cfg = load_judge_config("default-en")  # no judge in the run: the built-in default-en dimensions
+        dims = [d.key for d in cfg.dimensions_for(cfg.answer_type_for("math/add"))]
+        assert re.findall(r'name="dim_([^"]+)"', page) == dims
+        form = {**fields, **{f"dim_{d}": "3" for d in dims}, "overall": "3", "usable": "no"}
+        assert srv.post(path, form, {"Cookie": "sfteval_reviewer=al"}).status == 303
+        done = srv.get(path + "?done=" + quote(fields["item"]), headers={"Cookie": "sfteval_reviewer=al"}).body
+        assert "no LLM judge verdict" in done
+        assert "no LLM judge in this run" in sfteval("agreement", "r2", "--results", str(tmp_path)).stdout
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with ViewServer(empty) as srv:
+        assert "No runs in" in srv.get("/").body

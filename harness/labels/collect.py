@@ -76,6 +76,9 @@ def _score_block(pairs: dict[str, tuple[list[float], list[float], list[str]]], p
 def single_block(records: RunRecords, opts: Optional[dict[str, Any]] = None) -> Optional[dict[str, Any]]:
     """Judge vs human and human vs human on single-grading labels of one run; None without such labels."""
     opts = opts or settings()
+    if not any(j.mode == "single" for j in records.labels.values()):
+        return None
+    records = _restricted(records, {j.item_id for j in records.labels.values()})
     targets = targets_by_generation(records)
     labels, stale = _split(records.labels.values(), "single",
                            lambda j: is_current(j, targets.get(j.generation_key or "")))
@@ -153,6 +156,16 @@ def pair_block(candidate: RunRecords, baseline: RunRecords, rows: list[dict[str,
             "judge_vs_human": ag.verdict_agreement(*jh, seed=_seed(opts["seed"], "pair", "judge-human"), **kw),
             "human_vs_human": {"pairs": len(hh[0]), **ag.verdict_agreement(
                 *hh, seed=_seed(opts["seed"], "pair", "human-human"), bias=False, **kw)}}
+
+
+def _restricted(records: RunRecords, ids: set[str]) -> RunRecords:
+    """The records of the labelled items only (a whole run's judge aggregation is not needed for 50 labels)."""
+    if len(ids) == len(records.items):
+        return records
+    return RunRecords(items=[it for it in records.items if it.id in ids],
+                      generations={k: g for k, g in records.generations.items() if g.item_id in ids},
+                      judgments={k: j for k, j in records.judgments.items() if j.item_id in ids},
+                      judge=records.judge, labels=records.labels)
 
 
 def _add(acc: tuple[list[Any], list[Any], list[str]], a: Any, b: Any, item_id: str) -> None:
