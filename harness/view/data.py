@@ -57,6 +57,7 @@ class SearchTexts:
 
     item: list[str]
     answer: list[str]
+    answer_key: list[int]  #: hash of the exact final answer (equal answers: nothing to compare in a pairwise review)
 
     def hits(self, query: str, positions: np.ndarray, fields: tuple[str, ...] = ("item", "answer")) -> np.ndarray:
         q = query.casefold()
@@ -88,11 +89,11 @@ def build_search(folder: RunFolder) -> SearchTexts:
             final[rec["key"]] = (pos, int(rec.get("sample", 0)), str(rec.get("answer", "")))
         else:
             final.pop(rec["key"], None)
-    answer, best = [""] * n, [1 << 30] * n
+    answer, key, best = [""] * n, [0] * n, [1 << 30] * n
     for pos, sample, text in final.values():
         if sample < best[pos]:
-            best[pos], answer[pos] = sample, text.casefold()
-    return SearchTexts(item_text, answer)
+            best[pos], answer[pos], key[pos] = sample, text.casefold(), hash(text)
+    return SearchTexts(item_text, answer, key)
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """Review queues: which item a reviewer gets next, and turning a submitted form into a label record.
 
-Order: the items that flipped between the runs first (most severe first), then those where the judge
+Order (pairwise queues leave out items whose two answers are identical: a tie, nothing to review): the items
+that flipped between the runs first (most severe first), then those where the judge
 disagrees with itself (repeat spread >= 1 point, or a pairwise verdict that flips with the order), then a
 seeded random audit sample of the rest, so labels also measure the judge where nothing seems to happen. A
 reviewer never gets an item they labelled; an item goes to ``overlap`` reviewers (the human-human agreement
@@ -117,8 +118,13 @@ class Leases:
     """Items handed to a reviewer recently: count towards the overlap so concurrent reviewers get others."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._held: dict[tuple[Any, str], dict[str, float]] = {}
+
+    @property
+    def choosing(self) -> threading.RLock:
+        """Hold it while choosing an item and taking its lease: two reviewers never pick the same one."""
+        return self._lock
 
     def take(self, queue: Any, item_id: str, reviewer: str) -> None:
         with self._lock:

@@ -53,6 +53,10 @@ class Reviews:
         if baseline is not None:
             c = self.v.comparison(baseline, run)
             eligible = ~np.isnan(c.chars_b) & ~np.isnan(c.chars_a)
+            if mode == "pair":  # two identical answers are a tie with nothing to review (as for the judge)
+                sa, sb = data.run(baseline).search().answer_key, data.run(run).search().answer_key
+                eligible &= np.fromiter((sa[i] != sb[j] for i, j in zip(c.pos_a, c.pos_b)), dtype=bool,
+                                        count=len(c.ids))
             stamp = (data.run(baseline).stamps, data.run(run).stamps)
             queue = data.cached(("queue", mode, run, baseline), stamp,
                                 lambda: build_queue(c.ids, eligible, c.spread, self.v.settings.seed, c))
@@ -83,13 +87,15 @@ class Reviews:
         if qp.get("done"):
             return self.reveal(mode, run, baseline, qp["done"], reviewer, queue, index)
         item_id = (form or {}).get("item") or qp.get("item")
-        chosen, done, open_ = next_item(queue, index, v.leases, key, reviewer, v.settings.overlap)
-        item_id = item_id or chosen
+        with v.leases.choosing:
+            chosen, done, open_ = next_item(queue, index, v.leases, key, reviewer, v.settings.overlap)
+            item_id = item_id or chosen
+            if item_id is not None:
+                v.leases.take(key, item_id, reviewer)
         progress = {"done": done, "open": open_, "total": len(queue.order), "overlap": v.settings.overlap}
         if item_id is None:
             return v.render("review_empty.html", mode=mode, run=run, baseline=baseline, progress=progress,
                             reviewer=reviewer)
-        v.leases.take(key, item_id, reviewer)
         from .itempage import run_side
 
         cand = run_side(v.data.folder(run), item_id)
