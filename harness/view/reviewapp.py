@@ -38,8 +38,15 @@ def _local(path: str) -> str:
     return path if path.startswith("/") and not path.startswith("//") and "\\" not in path else "/"
 
 
+MAX_FORM = 1 << 20  #: bytes: a review form is a few kilobytes
+
+
 async def _form(request: Any) -> dict[str, str]:
-    body = await request.body()
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM:
+            return {}  # refused by the CSRF check that follows (no field survives)
     return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
 
 
