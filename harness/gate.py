@@ -54,6 +54,19 @@ class TaskTypeRule(_Strict):
     required_metrics: list[str] = Field(default_factory=list)
 
 
+class JudgeCalibration(_Strict):
+    """Require the LLM judge to agree with people on this suite: judge-human kappa from labels (sfteval view).
+
+    Measured on each run's single-grading labels (quadratic-weighted kappa of the overall score) and on the
+    pair's blind pairwise labels (kappa over win/tie/loss), wherever at least ``min_labels`` labels meet a
+    judge verdict; every measured kappa must reach ``min_kappa``. With none measured, ``on_missing`` decides.
+    """
+
+    min_labels: int = Field(default=50, ge=1)
+    min_kappa: float = Field(default=0.6, ge=-1, le=1)
+    on_missing: Literal["warn", "fail"] = "warn"
+
+
 class Guards(_Strict):
     """Conditions under which the comparison itself cannot be trusted; each fails the gate (null disables).
 
@@ -68,6 +81,7 @@ class Guards(_Strict):
     max_swap_flip_rate: Optional[float] = Field(default=rel.WARN_FLIP, ge=0, le=1)
     suite_hash_mismatch: Literal["fail", "warn"] = "fail"
     missing_items: Literal["fail", "warn"] = "fail"  # a regression could hide in the items not compared
+    judge_calibration: Optional[JudgeCalibration] = None  # off unless configured (needs human labels)
 
 
 class GateConfig(_Strict):
@@ -155,6 +169,7 @@ class Guard:
     detail: str
     value: Optional[float] = None
     limit: Optional[float] = None
+    warning: bool = False  #: passed, but only because it is configured to warn: reported as a warning
 
 
 @dataclass
@@ -185,7 +200,7 @@ def evaluate(diff: "DiffResult", config: GateConfig) -> Verdict:
     reasons += _missing_required(diff, config)
     guards = _guards(diff, config.guards)
     reasons += [f"guard {g.name}: {g.detail}" for g in guards if not g.passed]
-    warnings = list(diff.warnings)
+    warnings = list(diff.warnings) + [f"guard {g.name}: {g.detail}" for g in guards if g.warning]
     return Verdict(passed=not reasons, reasons=reasons, guards=guards, warnings=warnings)
 
 
@@ -242,4 +257,41 @@ def _guards(diff: "DiffResult", g: Guards) -> list[Guard]:
     if missing:
         out.append(Guard("missing_items", g.missing_items == "warn",
                          f"{missing} baseline items have no result in the candidate run"))
+    if g.judge_calibration is not None:
+        out += calibration_guards(diff, g.judge_calibration)
+    return out
+
+
+def calibration_guards(diff: "DiffResult", cal: JudgeCalibration) -> list[Guard]:
+    """judge_calibration: each judge-human kappa measured on >= min_labels labels must reach min_kappa."""
+    name = "judge_calibration"
+    if not diff.run_a.judge and not diff.run_b.judge and diff.pairwise is None:
+        return [Guard(name, True, "no LLM judge in these runs: nothing to calibrate")]
+    block = diff.agreement or {}
+    measured: list[tuple[str, dict[str, Any]]] = []
+    counts: list[str] = []
+    sources = [(f"candidate {diff.run_b.run_id} single grading", "candidate", "overall", "kappa_w"),
+               (f"baseline {diff.run_a.run_id} single grading", "baseline", "overall", "kappa_w"),
+               ("pairwise (blind)", "pair", None, "kappa")]
+    for label, side, part, stat in sources:
+        jh = ((block.get(side) or {}).get("judge_vs_human") or {})
+        jh = jh.get(part) if part else jh
+        n = int((jh or {}).get("n", 0))
+        counts.append(f"{label} {n}")
+        value = ((jh or {}).get(stat) or {}).get("value")
+        if n >= cal.min_labels and value is not None:
+            measured.append((label, {"n": n, "kappa": value, "ci": (jh.get(stat) or {}).get("ci"), "stat": stat}))
+    if not measured:
+        detail = (f"the judge's agreement with people is unmeasured: labels compared with a judge verdict: "
+                  f"{', '.join(counts)} ({cal.min_labels} needed in one of them; label items with `sfteval view`)")
+        fail = cal.on_missing == "fail"
+        return [Guard(name, not fail, detail + ("" if fail else " (on_missing: warn)"), None,
+                      float(cal.min_labels), warning=not fail)]
+    out = []
+    for label, m in measured:
+        ok = m["kappa"] >= cal.min_kappa
+        ci = f" [{m['ci'][0]:.2f}, {m['ci'][1]:.2f}]" if m["ci"] else ""
+        what = "κw (quadratic) on the overall score" if m["stat"] == "kappa_w" else "κ over win/tie/loss"
+        out.append(Guard(name, ok, f"{label}: judge-human {what} {m['kappa']:.2f}{ci}, n={m['n']} "
+                         f"({'>=' if ok else '<'} {cal.min_kappa:g} required)", m["kappa"], cal.min_kappa))
     return out

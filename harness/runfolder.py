@@ -12,18 +12,19 @@ import gc
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator, Optional, Union
+from typing import Any, Iterable, Iterator, Optional, Union
 
 from pydantic import ValidationError
 
-from .judging.spec import load_active
+from .judging.spec import ActiveJudge, load_active
 from .judging.usage import judge_usage
-from .models import Item, RunManifest
+from .models import Item, Judgment, RunManifest
+from .recordindex import RecordIndex, file_stamp
 from .report import run_report_markdown
 from .scoring import group_metrics, item_frame, summarize
 from .stages.base import RunRecords, Stage
 from .stages.registry import stages as registered_stages
-from .store import ITEMS, MANIFEST, REPORT, SUMMARY, RunStore, StoreError, iter_lines
+from .store import ITEMS, LABELS, MANIFEST, REPORT, STREAMS, SUMMARY, RunStore, StoreError, iter_lines
 from .summary import RunSummary
 
 
@@ -46,6 +47,10 @@ def now() -> str:
 
 class RunFolder(RunStore):
     """``results/<run>/``: the manifest, the items, the record streams, summary.json and report.md."""
+
+    def __init__(self, path: Path):
+        super().__init__(path)
+        self._index: Optional[RecordIndex] = None
 
     @classmethod
     def open(cls, spec: Union[str, Path], results: Path = Path("results")) -> "RunFolder":
@@ -73,7 +78,49 @@ class RunFolder(RunStore):
             with bulk():
                 return RunRecords(items=self.items(), generations=self.read("generations"),
                                   judgments=self.read("judgments"), probes=self.read("probes"),
-                                  judge=load_active(self.path, manifest.judge))
+                                  judge=load_active(self.path, manifest.judge), labels=self.labels())
+        except ValidationError as e:
+            raise StoreError(f"{self.path}: a record this sfteval cannot read: {_first_error(e)}") from None
+
+    def labels(self) -> dict[str, Judgment]:
+        """Human labels of this run's answers (labels.jsonl), the latest per key."""
+        return self.read(LABELS.removesuffix(".jsonl"), Judgment)
+
+    # -- reading a large run a part at a time -------------------------------------------------
+    def record_index(self) -> RecordIndex:
+        """Where each item's records are in the streams (built once, rebuilt when items.jsonl changes)."""
+        if self._index is None or self._index.stamp != file_stamp(self.path / ITEMS):
+            self._index = RecordIndex(self.path, ITEMS)
+        return self._index
+
+    def item_records(self, item_ids: Iterable[str], manifest: Optional[RunManifest] = None,
+                     judge: Union[ActiveJudge, None, str] = "load") -> RunRecords:
+        """The records of these items only (a seek per record line: cheap on a run of any size)."""
+        index = self.record_index()
+        positions = sorted({index.positions[i] for i in item_ids if i in index.positions})
+        return self._records_at(index, positions, manifest, judge)
+
+    def record_chunks(self, size: int, manifest: Optional[RunManifest] = None) -> Iterator[RunRecords]:
+        """The run's records ``size`` items at a time (all of an item's records in its chunk), in item order."""
+        manifest = manifest or self.manifest()
+        index = self.record_index()
+        judge = load_active(self.path, manifest.judge)
+        for start in range(0, len(index.item_ids), size):
+            yield self._records_at(index, list(range(start, min(start + size, len(index.item_ids)))), manifest, judge)
+
+    def _records_at(self, index: RecordIndex, positions: list[int], manifest: Optional[RunManifest],
+                    judge: Union[ActiveJudge, None, str]) -> RunRecords:
+        if judge == "load":
+            judge = load_active(self.path, (manifest or self.manifest()).judge)
+        try:
+            streams: dict[str, dict[str, Any]] = {}
+            for name, model in STREAMS.items():
+                out: dict[str, Any] = {}
+                for rec in index.stream(name).read(positions):
+                    out[rec["key"]] = model.model_validate(rec)
+                streams[name] = out
+            items = [Item.model_validate(r) for r in index.items(positions)]
+            return RunRecords(items=items, judge=judge, **streams)  # type: ignore[arg-type]
         except ValidationError as e:
             raise StoreError(f"{self.path}: a record this sfteval cannot read: {_first_error(e)}") from None
 

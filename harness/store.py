@@ -39,6 +39,7 @@ PAIRS = "pairs"  #: pairs/<baseline run>/: pairwise judgments of this run (the c
 PAIR_ITEMS = "pair_items.jsonl"
 PAIR_SUMMARY = "pair_summary.json"
 PAIR_REPORT = "pair_report.md"
+LABELS = "labels.jsonl"  #: human labels: in a run folder (single grading) and in a pair folder (pairwise)
 
 
 class StoreError(RuntimeError):

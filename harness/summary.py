@@ -131,6 +131,7 @@ class RunSummary(Versioned):
     headline: Optional[Headline] = None
     judge: Optional[JudgeBlock] = None
     probes: Optional[ProbeBlock] = None
+    agreement: Optional[dict[str, Any]] = None  #: judge-human agreement on the run's labels (harness/labels)
 
     def groups(self) -> Iterator[tuple[str, GroupSummary]]:
         """Task_types (a first level, then its second levels), then robustness, then overall: the table's rows."""

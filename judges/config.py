@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
@@ -304,14 +305,23 @@ class JudgeConfig(_Strict):
     # -- lookups ---------------------------------------------------------------------------------
     def answer_type(self, key_or_name: str) -> AnswerType:
         """The answer type by key, display name or alias (case/width/spacing ignored)."""
-        n = norm_key(key_or_name)
-        for at in self.answer_types:
-            if n in {norm_key(x) for x in (at.key, at.name, *at.aliases)}:
-                return at
+        found = self._answer_type_index.get(norm_key(key_or_name))
+        if found is not None:
+            return found
         raise UnknownAnswerTypeError(
             f"judge config {self.name!r}: unknown answer type {key_or_name!r} "
             f"(known: {', '.join(f'{a.key} ({a.name})' for a in self.answer_types)})"
         )
+
+    @cached_property
+    def _answer_type_index(self) -> dict[str, "AnswerType"]:
+        """norm_key(key | name | alias) -> answer type, built once (usability is decided per item); not a field,
+        so it takes no part in equality, dumps or the config hash."""
+        index: dict[str, AnswerType] = {}
+        for at in self.answer_types:
+            for x in (at.key, at.name, *at.aliases):
+                index.setdefault(norm_key(x), at)
+        return index
 
     def answer_type_for(self, task_type: str, override: Optional[str] = None) -> str:
         """Answer type key for an item: explicit override (item/suite), else full task_type, first level, default."""

@@ -30,3 +30,27 @@ def smollm2_dir() -> Path:
     from smollm import ensure_smollm2
 
     return ensure_smollm2(Path(os.environ.get("SFTEVAL_TEST_CACHE") or REPO_ROOT / ".cache" / "test-checkpoints"))
+
+
+@pytest.fixture(scope="session")
+def demo_suite_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    shipped = REPO_ROOT / "suites" / "demo"
+    if (shipped / "items.jsonl").exists():
+        return shipped
+    from sfteval.harness.demo import write_demo_suite
+
+    return write_demo_suite(tmp_path_factory.mktemp("suite") / "demo")
+
+
+@pytest.fixture(scope="session")
+def demo_results(demo_checkpoints: dict[str, Path], demo_suite_dir: Path,
+                 tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """results/ with real runs 'v1' and 'v2' of the demo checkpoints on the demo suite (built once per session;
+    tests that change a run copy it first)."""
+    from clikit import cli
+
+    out = tmp_path_factory.mktemp("demo-results")
+    for v in ("v1", "v2"):
+        cli(check=True)("run", "--model", str(demo_checkpoints[v]), "--suite", str(demo_suite_dir), "--out", str(out),
+                        "--run-name", v, "--batch-size", "16", "--quiet")
+    return out

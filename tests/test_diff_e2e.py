@@ -22,7 +22,6 @@ from sfteval.harness.store import RunStore
 from test_report import check_markdown, gfm_tables
 from clikit import cli
 
-REPO = Path(__file__).resolve().parents[1]
 LIKES = "knowledge/likes"
 CONTAINS_LIKES = {LIKES, "knowledge", "overall"}
 LATENCY = ("gen:ttft_s", "gen:per_token_s")  # wall-clock on a shared CPU: moves with the machine's load
@@ -31,27 +30,6 @@ pytestmark = pytest.mark.slow
 
 
 sfteval = cli(check=True, env={"OPENAI_API_KEY": "sk-test-diff-e2e"})
-
-
-@pytest.fixture(scope="session")
-def demo_suite_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    shipped = REPO / "suites" / "demo"
-    if (shipped / "items.jsonl").exists():
-        return shipped
-    from sfteval.harness.demo import write_demo_suite
-
-    return write_demo_suite(tmp_path_factory.mktemp("suite") / "demo")
-
-
-@pytest.fixture(scope="session")
-def demo_results(demo_checkpoints: dict[str, Path], demo_suite_dir: Path,
-                 tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """results/ with real runs 'v1' and 'v2' of the demo checkpoints on the demo suite."""
-    out = tmp_path_factory.mktemp("diff-e2e")
-    for v in ("v1", "v2"):
-        sfteval("run", "--model", str(demo_checkpoints[v]), "--suite", str(demo_suite_dir), "--out", str(out),
-                "--run-name", v, "--batch-size", "16", "--quiet")
-    return out
 
 
 def flagged(diff, statuses: tuple[str, ...]) -> set[tuple[str, str]]:

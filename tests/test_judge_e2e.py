@@ -17,6 +17,7 @@ from typing import Any, Iterator
 import pytest
 
 from sfteval.harness.models import Item
+from sfteval.harness.runfolder import RunFolder
 from sfteval.harness.scoring import item_frame
 from sfteval.harness.runfolder import RunFolder
 from scripted_judge import ScriptedJudge, overlap, true_score

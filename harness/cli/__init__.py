@@ -10,11 +10,13 @@ from .. import __version__
 from .info import backends_cmd, plugins_cmd, runs_cmd, schema_cmd
 from .judge import judge_cmd
 from .merge import merge_cmd
+from .labels import agreement_cmd, labels_group
 from .probe import probe_cmd
 from .reports import diff_cmd, gate_cmd, report_cmd
 from .run import run_cmd
 from .suites import suites_group
 from .trend import trend_cmd
+from .view import view_cmd
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="sfteval")
@@ -33,8 +35,7 @@ def main() -> None:
 
 
 for command in (run_cmd, merge_cmd, judge_cmd, probe_cmd, diff_cmd, gate_cmd, report_cmd, trend_cmd, suites_group, runs_cmd,
-                backends_cmd,
-                plugins_cmd, schema_cmd):
+                backends_cmd, plugins_cmd, schema_cmd, view_cmd, labels_group, agreement_cmd):
     main.add_command(command)
 
 

@@ -22,6 +22,8 @@ def user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions a user can cause and fix: printed as one line, never as a traceback."""
     from ..backends.base import BackendError
     from ..gate import GateConfigError
+    from ..labels.exchange import LabelImportError
+    from ..labels.records import LabelError
     from ..judging.spec import JudgeError
     from ..modelref import ModelRefError
     from ..plugins import PluginError
@@ -31,7 +33,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from ..suite import SuiteError
 
     return (SuiteError, RunError, BackendError, ModelRefError, StoreError, RenderError, JudgeError, PluginError,
-            GateConfigError)
+            GateConfigError, LabelError, LabelImportError)
 
 
 def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -50,7 +50,7 @@ def _config(path: Optional[Path], alpha: Optional[float], min_effect: tuple[str,
     return config.model_copy(update=update) if update else config
 
 
-def render_diff(diff: Any, verdict: Any, fmt: str, max_chars: int) -> str:
+def render_diff(diff: Any, verdict: Any, fmt: str, max_chars: int, view_url: Optional[str] = None) -> str:
     if fmt == "json":
         return json.dumps(diff.as_dict(verdict.as_dict()), ensure_ascii=False, indent=1) + "\n"
     if fmt == "html":
@@ -59,7 +59,7 @@ def render_diff(diff: Any, verdict: Any, fmt: str, max_chars: int) -> str:
         return diff_html(diff, verdict)
     from ..reporting.markdown import diff_markdown
 
-    return diff_markdown(diff, verdict, limit=max_chars)
+    return diff_markdown(diff, verdict, limit=max_chars, view_url=view_url)
 
 
 def _run_diff(run_a: str, run_b: str, results: Path, config: Any, top: int, train_data: tuple[str, ...] = (),
@@ -109,6 +109,7 @@ Examples:
   sfteval diff v1 v2 --min-effect usable=0.03 --min-effect gen:ttft_s=25% --alpha 0.01
   sfteval diff v1 v2 --train-data v1=data/sft_v1.jsonl --train-data v2=data/sft_v2.parquet \\
       --train-map task_type=category
+  sfteval diff v1 v2 --view-url http://127.0.0.1:8765   # flipped items link to `sfteval view`
 
 \b
 RUN_A is the baseline, RUN_B the candidate; every delta is B - A. A cell is a
@@ -131,18 +132,23 @@ nearest training examples.
               help="Write here (default stdout).")
 @click.option("--max-chars", default=65_536, show_default=True, type=click.IntRange(2000),
               help="Markdown size limit (GitHub comments hold 65,536 characters); longer reports are cut with a note.")
+@click.option("--view-url", metavar="BASE", help="Address of a running `sfteval view` (e.g. http://127.0.0.1:8765): "
+              "the markdown links each flipped item to its page there.")
 @stat_options
 @train_data_options
-def diff_cmd(run_a: str, run_b: str, fmt: str, out: Optional[Path], max_chars: int, config_path: Optional[Path],
-             min_effect: tuple[str, ...], alpha: Optional[float], top: int, seed: Optional[int],
-             resamples: Optional[int], results: Path, train_data: tuple[str, ...], train_map: tuple[str, ...]) -> None:
+def diff_cmd(run_a: str, run_b: str, fmt: str, out: Optional[Path], max_chars: int, view_url: Optional[str],
+             config_path: Optional[Path], min_effect: tuple[str, ...], alpha: Optional[float], top: int,
+             seed: Optional[int], resamples: Optional[int], results: Path, train_data: tuple[str, ...],
+             train_map: tuple[str, ...]) -> None:
     """Compare two runs per task_type x metric: deltas, intervals, p-values, flipped items."""
 
     @friendly
     def go() -> None:
         config = _config(config_path, alpha, min_effect, seed, resamples)
+        if view_url is not None and not view_url.startswith(("http://", "https://")):
+            raise click.BadParameter(f"expected an http(s) address, got {view_url!r}", param_hint="--view-url")
         diff, verdict = _run_diff(run_a, run_b, results, config, top, train_data, train_map)
-        emit(render_diff(diff, verdict, fmt, max_chars), out)
+        emit(render_diff(diff, verdict, fmt, max_chars, view_url), out)
 
     go()
 
@@ -203,9 +209,15 @@ def report_cmd(run: str, fmt: str, out: Optional[Path], results: Path) -> None:
     def go() -> None:
         from ..runfolder import RunFolder
 
+        from ..labels.folders import run_block
+        from ..labels.stage import settings
+
         folder = RunFolder.open(run, results)
         manifest = folder.manifest()
         summary = folder.summary()
+        block = run_block(folder)  # labels added since the summary was written count too
+        if block:
+            summary.agreement = {**settings(), "single": block}
         if fmt == "md":
             from ..report import run_report_markdown
 

@@ -7,7 +7,7 @@ statistics, rules.py for what counts as a regression, flips.py for the item rank
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import numpy as np
 import pandas as pd
@@ -21,7 +21,10 @@ from .lengthctl import add_length_adjustment
 from .power import POWER, add_power
 from .result import DiffResult, RunInfo
 
-__all__ = ["DiffResult", "diff_frames", "diff_runs"]
+if TYPE_CHECKING:
+    from .load import LoadedRun
+
+__all__ = ["DiffResult", "diff_frames", "diff_loaded", "diff_runs"]
 
 #: Per-item metrics that are not comparable item by item (none today; group metrics are not in the frame).
 SKIP_METRICS: frozenset[str] = frozenset()
@@ -143,20 +146,30 @@ def diff_runs(store_a: RunStore, store_b: RunStore, config: Optional[GateConfig]
               train_b: Any = None) -> DiffResult:
     """Load two runs and diff them: A is the baseline, B the candidate. ``train_a`` / ``train_b``: the runs'
     training sets (harness.traindata.TrainingSet), for the training mix and the flipped items' neighbours."""
-    from .load import RecordTexts, changed_items, find_pairs, load_run
+    from .load import load_run
+
+    return diff_loaded(load_run(store_a), load_run(store_b), config, top=top, log=log, train_a=train_a,
+                       train_b=train_b)
+
+
+def diff_loaded(ra: "LoadedRun", rb: "LoadedRun", config: Optional[GateConfig] = None, *, top: int = 10,
+                log: Callable[[str], None] = lambda m: print(m, file=sys.stderr), train_a: Any = None,
+                train_b: Any = None) -> DiffResult:
+    """The diff of two loaded runs (differ.load.load_run; a caller that keeps them loaded diffs again cheaply)."""
+    from .load import changed_items, find_pairs, pair_answers
     from .pairs import read_pairwise
 
     config = config or GateConfig()
-    ra, rb = load_run(store_a), load_run(store_b)
+    store_a, store_b = ra.store, rb.store
     result = diff_frames(ra.frame, rb.frame, config, run_a=ra.info, run_b=rb.info, top=top,
-                         texts_a=RecordTexts(ra.records), texts_b=RecordTexts(rb.records))
+                         texts_a=ra.texts, texts_b=rb.texts)
     if not result.suite_match:
         msg = (f"the runs used different suites: baseline {ra.info.suite_name} v{ra.info.suite_version} "
                f"({ra.info.suite_hash[:12]}) vs candidate {rb.info.suite_name} v{rb.info.suite_version} "
                f"({rb.info.suite_hash[:12]}); only the {result.paired} item ids they share are compared")
         result.warnings.insert(0, msg)
         log(f"WARNING: {msg}")
-    result.changed_items = changed_items(ra.records, rb.records)
+    result.changed_items = changed_items(ra, rb)
     if result.changed_items:
         result.warnings.append(f"{len(result.changed_items)} shared item ids have different content in the two runs "
                                f"(e.g. {result.changed_items[0]}); they are compared as the same item")
@@ -171,7 +184,7 @@ def diff_runs(store_a: RunStore, store_b: RunStore, config: Optional[GateConfig]
         for g in groups:
             for item_id in b.index[g.rows]:
                 groups_of.setdefault(str(item_id), []).append((g.kind, g.name))
-        answers = {g.key: g.answer for rec in (ra.records, rb.records) for g in rec.generations.values()}
+        answers = pair_answers(found[0], (ra, rb))
         result.pairwise = read_pairwise(found[0], found[1], groups_of, seed=config.seed,
                                         n_resamples=config.resamples, confidence=config.confidence,
                                         same_as={g.name: g.same_as for g in groups if g.same_as}, answers=answers)
@@ -184,4 +197,11 @@ def diff_runs(store_a: RunStore, store_b: RunStore, config: Optional[GateConfig]
         from .training import add_training
 
         add_training(result, train_a, train_b)
+    from ..labels.agreement import MIN_N
+    from ..labels.collect import settings
+    from ..labels.folders import diff_block
+
+    calibration = config.guards.judge_calibration
+    min_n = min(MIN_N, calibration.min_labels) if calibration is not None else MIN_N
+    result.agreement = diff_block(store_a, store_b, settings(min_n=min_n, seed=config.seed))
     return result

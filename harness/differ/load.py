@@ -2,62 +2,128 @@
 
 Why separate from the statistics: the statistics work on two item frames (so the benchmark and unit tests
 can feed frames directly); everything that touches records and files lives here.
+
+A run is read :data:`CHUNK_ITEMS` items at a time (the frame's rows are per item, so building it chunk by
+chunk gives the same rows), and only the frame, the run's facts and a hash per item stay in memory; the
+texts of the flipped items are read back from the record files when a report asks for them. A 100k-item
+run therefore costs the memory of one chunk's records, not of all of them.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Optional
 
 import pandas as pd
 
+from ..judging.spec import ActiveJudge
 from ..models import Generation, Judgment, RunManifest
 from ..runfolder import RunFolder
-from ..scoring import item_frame
+from ..scoring import BASE_COLUMNS, LEAD_METRICS, item_frame
 from ..stages.base import RunRecords
-from ..store import PAIR_ITEMS, RunStore
+from ..stages.registry import stages as registered_stages
+from ..store import PAIR_ITEMS, RunStore, content_key, iter_jsonl
 from .result import RunInfo
+
+#: items whose records are held in memory at once while a run's frame is built
+CHUNK_ITEMS = 10_000
 
 
 @dataclass
 class LoadedRun:
     store: RunFolder
     manifest: RunManifest
-    records: RunRecords
     frame: pd.DataFrame
     info: RunInfo
+    judge: Optional[ActiveJudge]
+    item_hashes: dict[str, str]  #: item id -> hash of the item's content (an edited item changes it)
+
+    @property
+    def texts(self) -> "FolderTexts":
+        return FolderTexts(self.store, self.manifest, self.judge)
 
 
-def load_run(store: RunStore) -> LoadedRun:
+def load_run(store: RunStore, chunk_items: int = CHUNK_ITEMS) -> LoadedRun:
     folder = store if isinstance(store, RunFolder) else RunFolder(store.path)
     manifest = folder.manifest()
-    records = folder.records(manifest)
-    frame = item_frame(records)
-    return LoadedRun(folder, manifest, records, frame, run_info(folder, manifest, records))
+    stages = registered_stages()
+    frames: list[pd.DataFrame] = []
+    hashes: dict[str, str] = {}
+    tally = _Tally()
+    judge: Optional[ActiveJudge] = None
+    for records in folder.record_chunks(chunk_items, manifest):
+        judge = records.judge
+        frames.append(item_frame(records, stages))
+        hashes.update((it.id, item_hash(it)) for it in records.items)
+        tally.add(records)
+    frame = _concat(frames) if frames else item_frame(RunRecords(items=[]), stages)
+    if judge is None:
+        from ..judging.spec import load_active
+
+        judge = load_active(folder.path, manifest.judge)
+    return LoadedRun(folder, manifest, frame, tally.info(folder, manifest, judge), judge, hashes)
 
 
-def run_info(store: RunFolder, manifest: RunManifest, records: RunRecords) -> RunInfo:
-    from .. import reliability as rel
+def pair_answers(pair_folder: Any, runs: tuple[LoadedRun, ...]) -> dict[str, str]:
+    """Answers by generation key of the items a pair folder judged (for the style covariates), read from the
+    runs' folders for those items only."""
+    ids = sorted({str(row["item_id"]) for row in iter_jsonl(pair_folder / PAIR_ITEMS)})
+    return {g.key: g.answer for run in runs
+            for g in run.store.item_records(ids, run.manifest, run.judge).generations.values()}
 
-    gens = list(records.generations.values())
-    info = RunInfo(run_id=manifest.run_id, model=manifest.model.name, suite_name=manifest.suite_name,
-                   suite_version=manifest.suite_version, suite_hash=manifest.suite_hash, status=manifest.status,
-                   items=len(records.items), generations=len(gens),
-                   generation_error_rate=(sum(g.status != "ok" for g in gens) / len(gens)) if gens else None)
-    if records.judge is not None:
-        from ..judging.metrics import answer_judgments
 
-        samples = [j for a in answer_judgments(records) for j in a.samples]
-        rates = rel.status_rates(j.status for j in samples)
-        info.judge = f"{records.judge.model} ({records.judge.config.name})"
-        info.judge_samples = rates["samples"]
-        info.judge_unparsed_rate, info.judge_error_rate = rates["unparsed_rate"], rates["error_rate"]
-        info.judge_not_judged_rate = rates["not_judged_rate"]
-        stored = _stored_reliability(store)
-        info.judge_warnings = list(stored.get("warnings") or [])
-        info.judge_reliability = {k: stored.get(k) for k in ("length_correlation", "mean_repeat_std")
-                                  if stored.get(k) is not None}
-    return info
+def item_hash(item: Any) -> str:
+    """A short hash of an item's validated content (two runs' items are the same item iff equal)."""
+    return content_key("item", item.model_dump(mode="json"))
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    if len(frames) == 1:
+        return frames[0]
+    frame = pd.concat(frames, axis=0, sort=False)
+    lead = [c for c in LEAD_METRICS if c in frame.columns]
+    rest = [c for c in frame.columns if c not in BASE_COLUMNS and c not in lead]
+    return frame[list(BASE_COLUMNS) + lead + rest]
+
+
+class _Tally:
+    """Counts over a run's chunks: items, generations and their failures, the active judge's sample statuses."""
+
+    def __init__(self) -> None:
+        self.items = 0
+        self.generations = 0
+        self.generation_errors = 0
+        self.judge_statuses: Counter[str] = Counter()
+
+    def add(self, records: RunRecords) -> None:
+        self.items += len(records.items)
+        gens = records.generations.values()
+        self.generations += len(gens)
+        self.generation_errors += sum(g.status != "ok" for g in gens)
+        judge = records.judge
+        if judge is not None:  # the active judge's samples of stored answers (judging.metrics.answer_judgments')
+            self.judge_statuses.update(j.status for j in records.judgments.values() if j.mode == "single"
+                                       and judge.selects(j) and j.generation_key in records.generations)
+
+    def info(self, store: RunFolder, manifest: RunManifest, judge: Optional[ActiveJudge]) -> RunInfo:
+        from .. import reliability as rel
+
+        info = RunInfo(run_id=manifest.run_id, model=manifest.model.name, suite_name=manifest.suite_name,
+                       suite_version=manifest.suite_version, suite_hash=manifest.suite_hash, status=manifest.status,
+                       items=self.items, generations=self.generations,
+                       generation_error_rate=(self.generation_errors / self.generations) if self.generations else None)
+        if judge is not None:
+            rates = rel.status_rates(self.judge_statuses.elements())
+            info.judge = f"{judge.model} ({judge.config.name})"
+            info.judge_samples = rates["samples"]
+            info.judge_unparsed_rate, info.judge_error_rate = rates["unparsed_rate"], rates["error_rate"]
+            info.judge_not_judged_rate = rates["not_judged_rate"]
+            stored = _stored_reliability(store)
+            info.judge_warnings = list(stored.get("warnings") or [])
+            info.judge_reliability = {k: stored.get(k) for k in ("length_correlation", "mean_repeat_std")
+                                      if stored.get(k) is not None}
+        return info
 
 
 def _stored_reliability(store: RunFolder) -> dict[str, Any]:
@@ -65,6 +131,16 @@ def _stored_reliability(store: RunFolder) -> dict[str, Any]:
     if summary is None or summary.judge is None:
         return {}
     return summary.judge.reliability.model_dump()
+
+
+class FolderTexts:
+    """:class:`RecordTexts` of one item at a time, read from the run folder when asked (flipped items only)."""
+
+    def __init__(self, store: RunFolder, manifest: RunManifest, judge: Optional[ActiveJudge]):
+        self.store, self.manifest, self.judge = store, manifest, judge
+
+    def detail(self, item_id: str) -> dict[str, Any]:
+        return RecordTexts(self.store.item_records([item_id], self.manifest, self.judge)).detail(item_id)
 
 
 class RecordTexts:
@@ -115,10 +191,9 @@ def _conversation_text(item: Any) -> str:
     return "\n\n".join(f"[{m.role}] {m.content}" for m in item.conversation)
 
 
-def changed_items(a: RunRecords, b: RunRecords) -> list[str]:
+def changed_items(a: LoadedRun, b: LoadedRun) -> list[str]:
     """Shared ids whose item content differs between the runs (edited prompt or reference)."""
-    items_a = {it.id: it for it in a.items}
-    return sorted(it.id for it in b.items if it.id in items_a and items_a[it.id] != it)
+    return sorted(i for i, h in b.item_hashes.items() if i in a.item_hashes and a.item_hashes[i] != h)
 
 
 def find_pairs(a: RunStore, b: RunStore) -> Optional[tuple[Any, bool]]:

@@ -80,6 +80,7 @@ class DiffResult:
     distributions: dict[str, Any] = field(default_factory=dict)
     group_sizes: dict[str, int] = field(default_factory=dict)
     training: Optional[dict[str, Any]] = None  # differ/training.py: the training mix and flipped items' neighbours
+    agreement: Optional[dict[str, Any]] = None  #: judge-human agreement on the runs' labels (harness/labels)
 
     @property
     def suite_match(self) -> bool:
@@ -158,6 +159,7 @@ class DiffResult:
             "pairwise": asdict(self.pairwise) if self.pairwise else None,
             "distributions": self.distributions,
             "training": self.training,
+            "agreement": self.agreement,
         })
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -192,8 +193,9 @@ class ActiveJudge:
     k: int
     judge_id: Optional[str] = None  #: None for runs judged before the identity was recorded
 
-    @property
+    @cached_property
     def config_hash(self) -> str:
+        """Computed once: ``selects`` asks for it for every record of a run."""
         return self.config.config_hash()
 
     def selects(self, judgment: Any) -> bool:

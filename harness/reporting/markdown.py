@@ -105,10 +105,15 @@ def fence(text: str, limit: Optional[int]) -> str:
     return f"{ticks}text\n{text}\n{ticks}\n\n"
 
 
-def flip_block(item: FlipItem, run_a: str, run_b: str, text_chars: Optional[int]) -> str:
+def flip_block(item: FlipItem, run_a: str, run_b: str, text_chars: Optional[int],
+               view_url: Optional[str] = None) -> str:
     d = item.detail or {}
     summary = html.escape(f"{item.item_id} · {item.task_type} · " + "; ".join(item.reasons[:3]))
     parts = [f"<details><summary>{summary}</summary>\n\n"]
+    if view_url:
+        from ..view.urls import compare_item_url
+
+        parts.append(f"[Open in sfteval view]({compare_item_url(view_url, run_a, run_b, item.item_id)})\n\n")
     if len(item.reasons) > 3:  # the summary line shows the first three
         parts.append("Changes: " + html.escape("; ".join(item.reasons)) + "\n\n")
     if d.get("prompt") is not None:
@@ -178,6 +183,11 @@ def _headline(diff: DiffResult, verdict: Verdict) -> list[str]:
     lines.append(f"- **cells**: {diff.settings.get('cells_tested', 0)} tested (task_type × metric, Holm-corrected, "
                  f"α={diff.settings['alpha']:g}): {counts['regression']} regressions · {counts['improvement']} "
                  f"improvements · {other} other changes · flipped items: {diff.n_worse} worse, {diff.n_better} better")
+    from ..labels.report import headline_line
+
+    calibration = headline_line(diff.agreement)
+    if calibration:
+        lines.append(f"- **judge-human agreement**: {calibration}")
     if diff.pairwise:
         o = next((g for g in diff.pairwise.groups if g["kind"] == "overall"), None)
         if o and o["n"]:
@@ -294,7 +304,8 @@ def _training_section(doc: _Doc, diff: DiffResult) -> None:
 
 
 def diff_markdown(diff: DiffResult, verdict: Verdict, *, limit: int = GITHUB_COMMENT_LIMIT,
-                  text_chars: int = 600) -> str:
+                  text_chars: int = 600, view_url: Optional[str] = None) -> str:
+    """``view_url``: the address of a running ``sfteval view``; flipped items then link to their page there."""
     doc = _Doc(limit)
     doc.add("\n".join(_headline(diff, verdict)) + "\n")
     if not verdict.passed:  # regressions have their own table below; list the other reasons here
@@ -334,12 +345,18 @@ def diff_markdown(diff: DiffResult, verdict: Verdict, *, limit: int = GITHUB_COM
         doc.section(head, chunks, "\n</details>\n", len(groups), "pairwise rows", share=0.08)
     _power_section(doc, diff)
     _training_section(doc, diff)
+    if diff.agreement:
+        from ..labels.report import diff_agreement_markdown
+
+        text = diff_agreement_markdown(diff.agreement, diff.run_a.run_id, diff.run_b.run_id)
+        doc.section("\n<details><summary>Judge-human agreement (labels from sfteval view)</summary>\n\n", [text],
+                    "\n</details>\n", 1, "agreement section", share=0.1)
     for items, total, title in ((diff.worse, diff.n_worse, "Items that got worse"),
                                 (diff.better, diff.n_better, "Items that got better")):
         if not items:
             continue
         doc.section(f"\n#### {title} (top {len(items)} of {total})\n\n",
-                    (flip_block(it, diff.run_a.run_id, diff.run_b.run_id, text_chars) for it in items), "",
+                    (flip_block(it, diff.run_a.run_id, diff.run_b.run_id, text_chars, view_url) for it in items), "",
                     len(items), f"{title.lower()}", share=0.25 if items is diff.worse else 0.12)
     rows = _sorted_cells(diff)
     if rows:

@@ -78,6 +78,7 @@ class RunRecords:
     judgments: dict[str, Judgment] = field(default_factory=dict)
     probes: dict[str, ProbeResult] = field(default_factory=dict)
     judge: Optional[ActiveJudge] = None  #: the judge whose judgments the summary aggregates, if judged
+    labels: dict[str, Judgment] = field(default_factory=dict)  #: human labels (labels.jsonl), latest per key
 
 
 def empty_metrics() -> "pd.DataFrame":

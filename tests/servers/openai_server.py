@@ -212,9 +212,22 @@ def main(argv: Optional[list[str]] = None) -> None:
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
     p.add_argument("--tokens", type=int, default=4, help="words in each answer")
+    p.add_argument("--scripted-judge", action="store_true",
+                   help="answer as tests/scripted_judge.py (scores from the answer's overlap with the reference): "
+                        "a judge to try `sfteval judge` and `sfteval view` with, no model needed")
     args = p.parse_args(argv)
     text = " ".join(["word"] * args.tokens)
-    srv = OpenAIServer(lambda req: Answer(text, delay=args.latency), port=args.port, log_requests=False)
+    handler: Handler = lambda req: Answer(text, delay=args.latency)  # noqa: E731
+    models: tuple[str, ...] = ("test-model",)
+    if args.scripted_judge:
+        import sys
+        from pathlib import Path
+
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from scripted_judge import ScriptedJudge
+
+        handler, models = ScriptedJudge(), ("scripted", "scripted?noise=1")
+    srv = OpenAIServer(handler, port=args.port, models=models, log_requests=False)
     srv.start()
     print(srv.base_url, flush=True)
     try:
