@@ -238,3 +238,29 @@ def test_gate_guard_on_missing_labels_warns_or_fails_as_configured(tmp_path: Pat
     assert not verdict.passed and any("50 needed" in r for r in verdict.reasons)
     _, verdict = _diff(tmp_path / "d", "", configured=False)  # not configured: no guard
     assert verdict.passed and not any(g.name == "judge_calibration" for g in verdict.guards)
+
+
+def test_agreement_is_in_every_report_format_with_its_n(tmp_path: Path) -> None:
+    """κ in every report: run report (md, html) and diff (md, json, html) show the judge-human numbers and n."""
+    from htmlkit import parse
+
+    v1, v2 = judged_run(tmp_path, "v1"), judged_run(tmp_path, "v2", shift=3)
+    pairs = label_run(v2, "alice", [it.id for it in v2.items()][:24])
+    judge, human = zip(*pairs.values())
+    kappa = cohen_kappa_score([int(j) for j in judge], list(human), labels=list(range(1, 11)), weights="quadratic")
+    sfteval("agreement", str(v2.path), check=True)  # refreshes the summary's agreement block
+    shown = f"{kappa:.2f}"
+    md = sfteval("report", str(v2.path), check=True).stdout
+    assert "agreement" in md.lower() and shown in md and "24" in md
+    page = parse(sfteval("report", str(v2.path), "--format", "html", check=True).stdout)
+    rows = [r for t in page.find_all("table") for r in t.rows() if r[:3] == ["judge vs human", "overall", "24"]]
+    assert rows and rows[0][3].startswith(shown)
+    assert "alice" in page.text()
+    diff_json = json.loads(sfteval("diff", str(v1.path), str(v2.path), "--format", "json", check=True).stdout)
+    assert diff_json["agreement"]["candidate"]["judge_vs_human"]["overall"]["n"] == 24
+    assert diff_json["agreement"]["candidate"]["judge_vs_human"]["overall"]["kappa_w"]["value"] == pytest.approx(kappa)
+    diff_md = sfteval("diff", str(v1.path), str(v2.path), check=True).stdout
+    assert "Judge-human agreement" in diff_md and shown in diff_md
+    diff_page = parse(sfteval("diff", str(v1.path), str(v2.path), "--format", "html", check=True).stdout)
+    rows = [r for t in diff_page.find_all("table") for r in t.rows() if r[:3] == ["judge vs human", "overall", "24"]]
+    assert rows and rows[0][3].startswith(shown)

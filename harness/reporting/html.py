@@ -297,14 +297,14 @@ def diff_html(diff: DiffResult, verdict: Verdict) -> str:
     flipped = [{"title": title, "total": total, "entries": [_flip(it, a, b) for it in items]}
                for items, total, title in ((diff.worse, diff.n_worse, "Items that got worse"),
                                            (diff.better, diff.n_better, "Items that got better"))]
-    from .agreement import diff_agreement_html
+    from .agreement import diff_agreement
 
     return render("diff.html.j2", title=f"sfteval diff {b} vs {a}", a=a, b=b, verdict=verdict_view(diff, verdict),
                   facts=_facts(diff), method=_method(diff), heatmap=chart(delta_heatmap(diff)),
                   bars=chart(bars) if bars else None, tables=tables, pairwise=_pairwise(diff),
                   histograms=histograms, flipped=flipped, all_cells=all_cells, same_as=diff.same_as_pairs(),
                   power=_power(diff), training=_training(diff),
-                  agreement=Markup(diff_agreement_html(diff.agreement, a, b)), only_a=list(diff.only_a),
+                  agreement=diff_agreement(diff.agreement, a, b), only_a=list(diff.only_a),
                   only_b=list(diff.only_b))
 
 
@@ -361,9 +361,9 @@ def run_html(manifest: Any, summary: dict[str, Any], frame: Optional[pd.DataFram
         vals = [g["metrics"].get(m) for _, g in groups]
         bars = chart(svg.paired_bars([n for n, _ in groups], vals, [None] * len(vals), title=f"{m} per task_type",
                                      names=(manifest.run_id, ""), percent=format_value(m, 0.5).endswith("%")))
-    from .agreement import run_agreement_html
+    from .agreement import run_agreement
 
     return render("run.html.j2", title=f"sfteval run {manifest.run_id}", run_id=manifest.run_id, facts=facts,
                   groups=table, bars=bars, judge=_judge_view(summary.get("judge")),
-                  agreement=Markup(run_agreement_html(summary.get("agreement"))),
+                  agreement=run_agreement(summary.get("agreement")),
                   histograms=_run_histograms(frame, manifest.run_id))
