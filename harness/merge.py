@@ -29,7 +29,7 @@ from .runfolder import RunFolder, bulk, now
 from .runner import add_usage, select_items, settings_changes
 from .shard import ShardSpec, shard_positions, shard_run_name
 from .stages.base import RunError
-from .store import JUDGE_CONFIG, PAIRS, PROBE_SETTINGS, STREAMS, StoreError, item_id
+from .store import JUDGE_CONFIG, PAIRS, PROBE_SETTINGS, STREAMS, StoreError, item_id, replace_dir
 
 _GLOB_CHARS = set("*?[")
 _SHOWN = 10  #: item ids named in an error before "and N more"
@@ -258,17 +258,7 @@ def _assemble(folders: list[RunFolder], manifests: list[RunManifest], target: Pa
         log(f"merging {len(folders)} shards: {n_items} items, "
             + ", ".join(f"{n} {s}" for s, n in counts.items()))
         out.finalize(manifest)
-        if old is not None:
-            stale = target.parent / f".{target.name}.replaced-{os.getpid()}"
-            os.rename(target, stale)
-            try:
-                os.rename(tmp, target)
-            except OSError:
-                os.rename(stale, target)  # the earlier merge stays in place
-                raise
-            shutil.rmtree(stale, ignore_errors=True)
-        else:
-            os.rename(tmp, target)
+        replace_dir(tmp, target)  # an earlier merge stays in place until this one is complete
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

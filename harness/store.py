@@ -72,6 +72,24 @@ def write_text_atomic(path: Path, text: str) -> None:
         raise
 
 
+def replace_dir(tmp: Path, dest: Path) -> None:
+    """Move a finished folder into place. An existing ``dest`` is replaced only once the new one is there: if
+    that rename fails, the old folder is put back, so readers see either the old folder or the new one."""
+    import shutil
+
+    if not dest.exists():
+        os.rename(tmp, dest)
+        return
+    stale = dest.parent / f".{dest.name}.replaced-{os.getpid()}"
+    os.rename(dest, stale)
+    try:
+        os.rename(tmp, dest)
+    except OSError:
+        os.rename(stale, dest)
+        raise
+    shutil.rmtree(stale, ignore_errors=True)
+
+
 def _repair_tail(path: Path) -> None:
     """Drop a torn last line left by a kill mid-write."""
     if not path.exists() or path.stat().st_size == 0:

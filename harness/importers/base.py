@@ -5,7 +5,6 @@ validated :class:`Item` objects whose errors name the *source* file, line and fi
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from pydantic import ValidationError
 
 from ..models import Item, SuiteConfig
 from ..suite import SuiteError, _read_text
+from ..tabular import jsonl_rows
 
 Record = dict[str, Any]
 
@@ -57,18 +57,7 @@ class Importer:
 # -- reading -------------------------------------------------------------------------------------------
 def read_jsonl(path: Path) -> Iterator[tuple[int, Record]]:
     """(line, object) for every non-blank line; a broken line is a SuiteError naming it."""
-    if not path.is_file():
-        raise SuiteError(path, "no such file")
-    for n, line in enumerate(_read_text(path).split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise SuiteError(path, f"invalid JSON: {e.msg} (column {e.colno})", line=n) from None
-        if not isinstance(rec, dict):
-            raise SuiteError(path, f"each line must be a JSON object, got {type(rec).__name__}", line=n)
-        yield n, rec
+    return jsonl_rows(path)
 
 
 def get(rec: Record, name: str, opts: ImportOptions) -> Any:

@@ -8,14 +8,13 @@ answer_type, choices, label, tags, and ``meta.NAME`` for any column worth keepin
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
 from ..models import SuiteConfig, TaskTypeSettings
-from ..suite import SuiteError, _read_parquet, _read_text
+from ..suite import SuiteError, _read_parquet
+from ..tabular import csv_rows, json_rows
 from .base import (
     Draft,
     Importer,
@@ -35,28 +34,8 @@ METADATA = {"dataset_info.json", "dataset_dict.json", "state.json"}  # written b
 
 
 def _rows_json(path: Path) -> Iterator[tuple[Optional[int], Record]]:
-    text = _read_text(path)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        if e.msg == "Extra data":  # `datasets` writes JSON Lines into .json files
-            yield from read_jsonl(path)
-            return
-        raise SuiteError(path, f"invalid JSON: {e.msg}", line=e.lineno) from None
-    if isinstance(data, dict):
-        data = next((data[k] for k in ("data", "rows", "items", "train", "test") if isinstance(data.get(k), list)), data)
-    if not isinstance(data, list):
-        raise SuiteError(path, "expected a list of rows (or an object with a 'data' list)")
-    for i, rec in enumerate(data, start=1):
-        if not isinstance(rec, dict):
-            raise SuiteError(path, f"row {i} is not an object")
+    for _, rec in json_rows(path):  # a row of a JSON array has no line of its own
         yield None, rec
-
-
-def _rows_csv(path: Path) -> Iterator[tuple[Optional[int], Record]]:
-    reader = csv.DictReader(io.StringIO(_read_text(path), newline=""))
-    for rec in reader:
-        yield reader.line_num, {k: (v if v != "" else None) for k, v in rec.items() if k is not None}
 
 
 def _rows(path: Path) -> Iterator[tuple[Optional[int], Record]]:
@@ -68,7 +47,7 @@ def _rows(path: Path) -> Iterator[tuple[Optional[int], Record]]:
     elif suffix == ".json":
         yield from _rows_json(path)
     elif suffix == ".csv":
-        yield from _rows_csv(path)
+        yield from csv_rows(path)
     else:
         raise SuiteError(path, f"unsupported table type '{path.suffix}' (use one of {', '.join(SUFFIXES)})")
 

@@ -19,6 +19,7 @@ from typing import Any, Optional
 import yaml
 
 from ..models import Item, SuiteConfig
+from ..store import replace_dir
 from ..suite import SUITE_CONFIG, Suite, SuiteError, load_suite
 
 
@@ -89,14 +90,7 @@ def write_suite(dest: Path | str, files: dict[str, list[Item]], config: SuiteCon
             yaml.safe_dump(config_record(cfg), allow_unicode=True, sort_keys=False, width=100), encoding="utf-8")
         (tmp / "README.md").write_text(readme_text(cfg.name or dest.name, intro, all_items), encoding="utf-8")
         load_suite(tmp)  # what `run` will read; raises SuiteError before anything is renamed into place
-        if dest.exists():
-            old = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.old-"))
-            os.rmdir(old)
-            os.rename(dest, old)
-            os.rename(tmp, dest)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, dest)
+        replace_dir(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -17,9 +17,7 @@ Any problem is one :class:`TrainDataError` naming the file, the line (row) and t
 from __future__ import annotations
 
 import contextlib
-import csv
 import gc
-import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +25,8 @@ from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 
-from ..suite import SuiteError, _read_text
+from ..suite import SuiteError
+from ..tabular import csv_rows, json_rows, jsonl_rows
 
 FIELDS = ("task_type", "messages", "prompt", "system", "answer")
 ALIASES = {"prompt": ("prompt", "instruction", "question"), "answer": ("answer", "response", "completion", "output")}
@@ -172,41 +171,11 @@ class _Columns:
 
 
 def _records_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    for n, line in enumerate(_read_text(path).split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise TrainDataError(path, f"invalid JSON: {e.msg} (column {e.colno})", line=n) from None
-        if not isinstance(rec, dict):
-            raise TrainDataError(path, f"each line must be a JSON object, got {type(rec).__name__}", line=n)
-        yield n, rec
+    return jsonl_rows(path, TrainDataError)
 
 
 def _records_json(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    text = _read_text(path)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        if e.msg == "Extra data":  # `datasets` writes JSON Lines into .json files
-            yield from _records_jsonl(path)
-            return
-        raise TrainDataError(path, f"invalid JSON: {e.msg}", line=e.lineno) from None
-    if isinstance(data, dict):
-        data = next((data[k] for k in ("data", "rows", "train") if isinstance(data.get(k), list)), data)
-    if not isinstance(data, list):
-        raise TrainDataError(path, "expected a list of rows (or an object with a 'data' list)")
-    for i, rec in enumerate(data, start=1):
-        if not isinstance(rec, dict):
-            raise TrainDataError(path, f"row {i} is not an object", line=i)
-        yield i, rec
-
-
-def _records_csv(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    reader = csv.DictReader(io.StringIO(_read_text(path), newline=""))
-    for rec in reader:
-        yield reader.line_num, {k: (v if v != "" else None) for k, v in rec.items() if k is not None}
+    return json_rows(path, TrainDataError)  # the row number locates a row for answers_of
 
 
 def _batches(path: Path, field_map: dict[str, str]) -> tuple["_Columns", Iterator[Any]]:
@@ -345,7 +314,7 @@ def _read_file(path: Path, field_map: dict[str, str], sink: _Sink) -> None:
                 line += 1
                 sink.add(*cols.row({c: v[i] for c, v in data.items()}, line), line)
         return
-    reader = {".jsonl": _records_jsonl, ".json": _records_json, ".csv": _records_csv}.get(suffix)
+    reader = {".jsonl": _records_jsonl, ".json": _records_json, ".csv": csv_rows}.get(suffix)
     if reader is None:
         raise TrainDataError(path, f"unsupported file type '{path.suffix}' (use one of {', '.join(SUFFIXES)})")
     cols_of: Optional[_Columns] = None
@@ -430,7 +399,7 @@ def _reread(path: Path, field_map: dict[str, str], lines: set[int]) -> Iterator[
                     yield line, cols.row({c: v[i] for c, v in data.items()}, line)
             start += batch.num_rows
         return
-    reader = {".jsonl": _records_jsonl, ".json": _records_json, ".csv": _records_csv}[suffix]
+    reader = {".jsonl": _records_jsonl, ".json": _records_json, ".csv": csv_rows}[suffix]
     cols_of: Optional[_Columns] = None
     for line, rec in reader(path):
         if cols_of is None:
