@@ -158,6 +158,25 @@ def test_lint_cli_exit_codes_and_json(tmp_path: Path) -> None:
     assert "warning:" not in proc.stdout
 
 
+def test_lint_and_validate_take_several_suites(tmp_path: Path) -> None:
+    """`sfteval suites lint suites/*`: one report per suite (JSON: an array), exit 1 if any has an error."""
+    clean = write_suite(tmp_path / "clean", CLEAN)
+    planted = write_suite(tmp_path / "planted", CLEAN + PLANTED)
+    proc = sfteval("suites", "lint", str(clean), str(planted))
+    assert proc.returncode == 1
+    summaries = [line for line in proc.stdout.splitlines() if " items: " in line and line.endswith(" s)")]
+    assert len(summaries) == 2 and "0 errors, 0 warnings" in summaries[0] and "3 errors" in summaries[1]
+    reports = json.loads(sfteval("suites", "lint", str(clean), str(planted), "--format", "json").stdout)
+    assert [r["counts"]["error"] for r in reports] == [0, 3]
+    assert sfteval("suites", "lint", str(clean), str(clean)).returncode == 0
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "items.jsonl").write_text('{"id": "a", "task_type": "t"}\n')
+    proc = sfteval("suites", "validate", str(clean), str(broken), str(planted))
+    assert proc.returncode == 2 and proc.stdout.count("ok: ") == 2  # every suite is checked, the bad one named
+    assert f"{broken / 'items.jsonl'}:1" in proc.stderr
+
+
 def test_punctuation_rules() -> None:
     assert check_text("所以答案是 42。") == []
     assert check_text("代码如下：`print(1, 2)`，输出 1 2。") == []
