@@ -8,6 +8,9 @@ of CPU time (one thread) on a synthetic multi-task SFT set:
 - ``v1``   learns every eval item (the eval items are its training prompts: train-set recall, PRACTICE 8);
 - ``v2``   is the same recipe, but half of the ``knowledge/likes`` facts were trained with a wrong answer,
            so it is ~50 points worse on exactly that task_type and as good as v1 elsewhere (a diff demo);
+- ``v3``   is the same recipe with another data bug: every ``math/addition`` answer is one too high, so it
+           knows the facts like v1 and gets no sum right (with v1 and v2, a trend over three checkpoints
+           whose best run differs per task_type);
 - ``base`` is a "pre-trained" model: plain-text continuation of the facts and sums, no chat template
            (for the base-model continuation probe, PRACTICE 9).
 
@@ -36,7 +39,7 @@ from typing import Any
 from .demo_data import DATA_SEED, N_ENTITIES, NEGATIVE_WORDS, NOUNS, POSITIVE_WORDS, base_texts, demo_items, entity, sft_examples
 from .quiet import stderr_log
 
-DEMO_VERSIONS: tuple[str, ...] = ("v1", "v2", "base")
+DEMO_VERSIONS: tuple[str, ...] = ("v1", "v2", "v3", "base")
 """Checkpoint versions that :func:`build_checkpoint` / :func:`ensure_checkpoint` know."""
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -71,7 +74,7 @@ RECIPE: dict[str, Any] = {
     "warmup_steps": 20,
     "weight_decay": 0.0,
     "betas": [0.9, 0.98],
-    "steps": {"v1": 150, "v2": 150, "base": 150},
+    "steps": {"v1": 150, "v2": 150, "base": 150},  # versions not named here (v3) train v1's steps
     "length_buckets": 2,
     # One thread: 2 OpenMP threads spin-wait badly on a shared 2-core box (measured 3-10x slower there), and
     # a fixed count keeps the float reductions, hence the weights, identical from build to build.
@@ -242,7 +245,8 @@ def build_checkpoint(version: str, out_dir: Path, *, steps: int | None = None) -
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
-    steps = RECIPE["steps"][version] if steps is None else steps
+    if steps is None:
+        steps = RECIPE["steps"].get(version, RECIPE["steps"]["v1"])
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     t0, c0 = time.perf_counter(), time.process_time()
