@@ -30,7 +30,8 @@ def _rows(t: TrendResult, metric: str) -> list[dict[str, Any]]:
 
 
 def _sorted(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return sorted(rows, key=lambda r: (_KIND[r["kind"]], r["group"].split("/")[0], r["kind"] == "task_type", r["group"]))
+    return sorted(rows, key=lambda r: (_KIND[r["kind"]], r["group"].split("/")[0], r["kind"] == "task_type",
+                                       r["group"]))
 
 
 def best_rows(t: TrendResult, chosen: tuple[str, ...] = ()) -> list[dict[str, Any]]:
