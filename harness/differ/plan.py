@@ -98,5 +98,6 @@ def _suite_items(g: Any, suite_counts: dict[str, int], scored: set[str], in_run:
     if g.kind == "task_type":
         return suite_counts.get(g.name, fallback)
     n = sum(k for tt, k in suite_counts.items()
-            if (g.kind == "overall" or tt == g.name or tt.startswith(g.name + "/")) and (tt in scored or tt not in in_run))
+            if (g.kind == "overall" or tt == g.name or tt.startswith(g.name + "/"))
+            and (tt in scored or tt not in in_run))
     return n or fallback
