@@ -123,6 +123,9 @@ def trend_frames(frames: Sequence[pd.DataFrame], runs: list[TrendRun], config: O
     cols = [c for c in frames[-1].columns if c not in BASE_COLUMNS and all(c in f.columns and
             pd.api.types.is_numeric_dtype(f[c]) for f in frames)]
     if metrics:
+        unmatched = [p for p in metrics if not any(fnmatch.fnmatchcase(c, p) for c in cols)]
+        if unmatched:
+            raise ValueError(f"metric {unmatched[0]!r} matches no metric of these runs (they have: {', '.join(cols)})")
         cols = [c for c in cols if any(fnmatch.fnmatchcase(c, p) for p in metrics)]
     groups = build_groups(frames[-1], config) if len(common) else []
     rows, tests = [], []
