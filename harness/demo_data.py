@@ -5,6 +5,7 @@ without the build machinery.
 
 from __future__ import annotations
 
+import json
 import random
 from typing import Any
 
@@ -108,6 +109,14 @@ def sft_examples(version: str) -> list[tuple[list[dict[str, str]], str]]:
             answer = str(int(answer) + 1)  # a data bug: an off-by-one in the script that wrote the answers
         out.append((_conversation(item), answer))
     return out
+
+
+def training_rows(version: str) -> list[dict[str, Any]]:
+    """The SFT training set of ``version`` as ``--train-data`` reads it: task_type and the conversation with
+    the trained answer as its last (assistant) message."""
+    task_type = {json.dumps(_conversation(it)): it["task_type"] for it in demo_items()}
+    return [{"task_type": task_type[json.dumps(conv)], "messages": conv + [{"role": "assistant", "content": answer}]}
+            for conv, answer in sft_examples(version)]
 
 
 def base_texts() -> list[str]:
