@@ -8,6 +8,9 @@ of CPU time (one thread) on a synthetic multi-task SFT set:
 - ``v1``   learns every eval item (the eval items are its training prompts: train-set recall, PRACTICE 8);
 - ``v2``   is the same recipe, but half of the ``knowledge/likes`` facts were trained with a wrong answer,
            so it is ~50 points worse on exactly that task_type and as good as v1 elsewhere (a diff demo);
+- ``v3``   is the same recipe with another data bug: every ``math/addition`` answer is one too high, so it
+           knows the facts like v1 and gets no sum right (with v1 and v2, a trend over three checkpoints
+           whose best run differs per task_type);
 - ``base`` is a "pre-trained" model: plain-text continuation of the facts and sums, no chat template
            (for the base-model continuation probe, PRACTICE 9).
 
@@ -33,11 +36,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .demo_data import DATA_SEED, N_ENTITIES, NEGATIVE_WORDS, NOUNS, POSITIVE_WORDS, base_texts, demo_items, entity, sft_examples
+from .demo_data import (DATA_SEED, N_ENTITIES, NEGATIVE_WORDS, NOUNS, POSITIVE_WORDS, base_texts, demo_items, entity,
+                        sft_examples, training_rows)
 from .quiet import stderr_log
 
-DEMO_VERSIONS: tuple[str, ...] = ("v1", "v2", "base")
+DEMO_VERSIONS: tuple[str, ...] = ("v1", "v2", "v3", "base")
 """Checkpoint versions that :func:`build_checkpoint` / :func:`ensure_checkpoint` know."""
+SFT_VERSIONS: tuple[str, ...] = ("v1", "v2", "v3")
+"""The chat (SFT) versions; their training sets: :func:`write_training_data`."""
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHIPPED_SUITE_DIR = REPO_ROOT / "suites" / "demo"
@@ -71,7 +77,7 @@ RECIPE: dict[str, Any] = {
     "warmup_steps": 20,
     "weight_decay": 0.0,
     "betas": [0.9, 0.98],
-    "steps": {"v1": 150, "v2": 150, "base": 150},
+    "steps": {"v1": 150, "v2": 150, "base": 150},  # versions not named here (v3) train v1's steps
     "length_buckets": 2,
     # One thread: 2 OpenMP threads spin-wait badly on a shared 2-core box (measured 3-10x slower there), and
     # a fixed count keeps the float reductions, hence the weights, identical from build to build.
@@ -242,7 +248,8 @@ def build_checkpoint(version: str, out_dir: Path, *, steps: int | None = None) -
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
-    steps = RECIPE["steps"][version] if steps is None else steps
+    if steps is None:
+        steps = RECIPE["steps"].get(version, RECIPE["steps"]["v1"])
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     t0, c0 = time.perf_counter(), time.process_time()
@@ -391,6 +398,17 @@ def write_demo_suite(dest: Path) -> Path:
     return dest
 
 
+def write_training_data(version: str, path: Path) -> Path:
+    """Write the SFT training set of ``version`` (harness.demo_data.training_rows) as JSON Lines to ``path``."""
+    if version not in SFT_VERSIONS:
+        raise ValueError(f"demo version {version!r} has no SFT training set; these do: {', '.join(SFT_VERSIONS)}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in training_rows(version))
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m sfteval.harness.demo", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -399,13 +417,21 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--cache-dir", type=Path, default=None)
     w = sub.add_parser("write-suite", help="write the demo suite files")
     w.add_argument("dest", nargs="?", type=Path, default=SHIPPED_SUITE_DIR)
+    t = sub.add_parser("write-train-data", help="write the SFT training sets of the demo checkpoints as "
+                       "DEST/VERSION.jsonl (task_type, messages), for --train-data")
+    t.add_argument("dest", type=Path)
+    t.add_argument("versions", nargs="*", metavar="VERSION", help=f"default: all of {', '.join(SFT_VERSIONS)}")
     args = p.parse_args(argv)
-    unknown = [v for v in getattr(args, "versions", []) if v not in DEMO_VERSIONS]
+    known = SFT_VERSIONS if args.cmd == "write-train-data" else DEMO_VERSIONS
+    unknown = [v for v in getattr(args, "versions", []) if v not in known]
     if unknown:
-        p.error(f"unknown demo version(s) {', '.join(unknown)}; known: {', '.join(DEMO_VERSIONS)}")
+        p.error(f"unknown demo version(s) {', '.join(unknown)}; known: {', '.join(known)}")
     if args.cmd == "build":
         for v in args.versions or DEMO_VERSIONS:
             print(ensure_checkpoint(v, args.cache_dir))
+    elif args.cmd == "write-train-data":
+        for v in args.versions or SFT_VERSIONS:
+            print(write_training_data(v, args.dest / f"{v}.jsonl"))
     else:
         print(write_demo_suite(args.dest))
     return 0

@@ -5,6 +5,7 @@ without the build machinery.
 
 from __future__ import annotations
 
+import json
 import random
 from typing import Any
 
@@ -97,14 +98,25 @@ def _conversation(item: dict[str, Any]) -> list[dict[str, str]]:
 
 
 def sft_examples(version: str) -> list[tuple[list[dict[str, str]], str]]:
-    """(conversation, trained answer) pairs. v2 = v1 with every odd fact's answer replaced by a wrong entity."""
+    """(conversation, trained answer) pairs. v2 = v1 with every odd fact's answer replaced by a wrong entity;
+    v3 = v1 with every sum answered one too high (a data bug on another task_type: math/addition)."""
     out = []
     for item in demo_items():
         answer = item["reference"]
         if version == "v2" and item["task_type"] == "knowledge/likes" and int(item["id"].split("-")[1]) % 2:
             answer = entity((int(answer[5:-1]) + 1) % N_ENTITIES)  # a data bug: shifted label
+        if version == "v3" and item["task_type"] == "math/addition":
+            answer = str(int(answer) + 1)  # a data bug: an off-by-one in the script that wrote the answers
         out.append((_conversation(item), answer))
     return out
+
+
+def training_rows(version: str) -> list[dict[str, Any]]:
+    """The SFT training set of ``version`` as ``--train-data`` reads it: task_type and the conversation with
+    the trained answer as its last (assistant) message."""
+    task_type = {json.dumps(_conversation(it)): it["task_type"] for it in demo_items()}
+    return [{"task_type": task_type[json.dumps(conv)], "messages": conv + [{"role": "assistant", "content": answer}]}
+            for conv, answer in sft_examples(version)]
 
 
 def base_texts() -> list[str]:

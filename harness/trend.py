@@ -32,6 +32,10 @@ from .differ.rules import resolve
 from .gate import GateConfig
 from .scoring import BASE_COLUMNS
 
+#: the metric a trend leads with: the first of these the runs have (as the diff's headline)
+HEADLINE_ORDER = ("usable", "judge:overall", "rule:normalized_match", "rule:exact_match", "rule:choice",
+                  "rule:checks", "probe:choice_acc", "probe:ref_greedy")
+
 _STEP = re.compile(r"(?:^|[^a-z])(?:global_step|step|checkpoint|ckpt|iter)[-_]?(\d+)", re.I)
 
 
@@ -72,11 +76,21 @@ class TrendResult:
                 for r in self.rows if r["metric"] == metric}
 
     def headline_metric(self) -> Optional[str]:
-        for m in ("usable", "judge:overall", "rule:normalized_match", "rule:exact_match", "rule:choice",
-                  "rule:checks", "probe:choice_acc", "probe:ref_greedy"):
+        for m in HEADLINE_ORDER:
             if m in self.metrics:
                 return m
         return self.metrics[0] if self.metrics else None
+
+    def best_table(self, candidates: Sequence[str]) -> list[dict[str, Any]]:
+        """Per group (aliases left out), the table row of the first of ``candidates`` the group has with a best
+        run: a task_type the headline metric does not score (choices where the others match references) still
+        gets its best run, on its own metric."""
+        out: dict[str, dict[str, Any]] = {}
+        for m in candidates:
+            for r in self.rows:
+                if r["metric"] == m and not r["same_as"] and r["best"] is not None:
+                    out.setdefault(r["group"], r)
+        return list(out.values())
 
     def as_dict(self) -> dict[str, Any]:
         return _clean({"schema_version": 1, "runs": [vars(r) for r in self.runs], "paired_items": self.paired,
@@ -109,6 +123,9 @@ def trend_frames(frames: Sequence[pd.DataFrame], runs: list[TrendRun], config: O
     cols = [c for c in frames[-1].columns if c not in BASE_COLUMNS and all(c in f.columns and
             pd.api.types.is_numeric_dtype(f[c]) for f in frames)]
     if metrics:
+        unmatched = [p for p in metrics if not any(fnmatch.fnmatchcase(c, p) for c in cols)]
+        if unmatched:
+            raise ValueError(f"metric {unmatched[0]!r} matches no metric of these runs (they have: {', '.join(cols)})")
         cols = [c for c in cols if any(fnmatch.fnmatchcase(c, p) for p in metrics)]
     groups = build_groups(frames[-1], config) if len(common) else []
     rows, tests = [], []

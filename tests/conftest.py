@@ -12,15 +12,25 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="session")
 def demo_checkpoints() -> dict[str, Path]:
-    """Real tiny HF checkpoints, version -> folder (``v1``, ``v2``, ``base``; see ``harness/demo.py``).
+    """Real tiny HF checkpoints, version -> folder (``v1``, ``v2``, ``base``; see ``harness/demo.py``; a test that
+    needs ``v3`` builds it with ``ensure_checkpoint("v3", checkpoint_cache)``).
 
     Built on first use (about a minute each on 2 cores) and cached across sessions in ``$SFTEVAL_TEST_CACHE``
     or ``<repo>/.cache/test-checkpoints``; a file lock makes parallel workers (pytest-xdist) build each once.
     """
-    from sfteval.harness.demo import DEMO_VERSIONS, ensure_checkpoint
+    from sfteval.harness.demo import ensure_checkpoint
 
-    cache = Path(os.environ.get("SFTEVAL_TEST_CACHE") or REPO_ROOT / ".cache" / "test-checkpoints")
-    return {version: ensure_checkpoint(version, cache) for version in DEMO_VERSIONS}
+    return {version: ensure_checkpoint(version, _cache()) for version in ("v1", "v2", "base")}
+
+
+def _cache() -> Path:
+    return Path(os.environ.get("SFTEVAL_TEST_CACHE") or REPO_ROOT / ".cache" / "test-checkpoints")
+
+
+@pytest.fixture(scope="session")
+def checkpoint_cache() -> Path:
+    """Where tests cache the checkpoints they build: ``$SFTEVAL_TEST_CACHE`` or ``<repo>/.cache/test-checkpoints``."""
+    return _cache()
 
 
 @pytest.fixture(scope="session")
@@ -29,7 +39,7 @@ def smollm2_dir() -> Path:
     ``gguf`` and ``accelerate`` packages), built once and cached like the demo checkpoints; see tests/smollm.py."""
     from smollm import ensure_smollm2
 
-    return ensure_smollm2(Path(os.environ.get("SFTEVAL_TEST_CACHE") or REPO_ROOT / ".cache" / "test-checkpoints"))
+    return ensure_smollm2(_cache())
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,15 @@ as query parameters in the model name, e.g. ``scripted?noise=1.5&garbage=0.2&bia
 - ``shapes``: rotate through real-world output shapes (AlignBench analysis + dict, JSON in a code fence,
   full-width punctuation, 'n/10' values, markdown keys, an example dict before the final one);
 - ``by_length``: a length-biased judge: scores grow with the answer's length (one point per
-  ``LENGTH_STEP`` characters), and a pair goes to the longer answer (a tie for equal lengths).
+  ``LENGTH_STEP`` characters), and a pair goes to the answer with more points: with ``noise`` = 0 always the
+  longer one (a tie for equal lengths), with ``noise`` = σ each answer's points get their own N(0, σ) draw,
+  so the longer answer wins with probability Φ(Δchars / (LENGTH_STEP · σ · √2)): a preference a logistic
+  fit can estimate, where a noise-free one separates perfectly;
+- ``by_style``: a markdown-loving judge, the same way with ``STYLE_POINTS`` points per markdown header, list
+  item and bold span (counted by this module's own patterns); with ``by_length`` too, the points add up;
+- ``quality``: with ``by_length`` / ``by_style``, the judge also adds ``quality`` × 10 × the share of the
+  reference's tokens the answer contains (token recall, which padding and markdown do not lower), so a
+  biased judge still sees a wrong answer (``scripted?by_length=1&noise=1&quality=0.3``).
 
 The randomness is seeded from the request's ``seed``, the prompt and the model name, so a repeated
 request gets the same answer and judge sample i (seed + i) gets an independent draw.
@@ -50,6 +58,16 @@ def overlap(candidate: str, reference: Optional[str]) -> float:
     return 2 * p * q / (p + q)
 
 
+def recall(candidate: str, reference: Optional[str]) -> float:
+    """Share of the reference's tokens the candidate contains (1.0 when all are there, whatever else it says)."""
+    if reference is None:
+        return 0.5
+    c, r = tokens(candidate), tokens(reference)
+    if not r:
+        return 0.0
+    return sum(min(c.count(t), r.count(t)) for t in set(r)) / len(r)
+
+
 def true_score(candidate: str, reference: Optional[str]) -> float:
     return 2 + 6 * overlap(candidate, reference)
 
@@ -77,6 +95,8 @@ class ScriptedJudge:
     bias: float = 0.0
     shapes: bool = False
     by_length: bool = False
+    by_style: bool = False
+    quality: float = 0.0
 
     def __call__(self, req: Any) -> str:
         """Handler for tests/servers.OpenAIServer (a Request with the chat body)."""
@@ -87,7 +107,19 @@ class ScriptedJudge:
         if "?" not in model:
             return self
         q = {k: v for k, v in parse_qsl(model.split("?", 1)[1])}
-        return replace(self, **{k: (v == "1" if k in ("shapes", "by_length") else float(v)) for k, v in q.items()})
+        flags = ("shapes", "by_length", "by_style")
+        return replace(self, **{k: (v == "1" if k in flags else float(v)) for k, v in q.items()})
+
+    @property
+    def biased(self) -> bool:
+        return self.by_length or self.by_style
+
+    def points(self, answer: str, reference: Optional[str]) -> float:
+        """A biased judge's noise-free points for an answer: length, markdown and (``quality``) reference recall."""
+        out = len(answer) / LENGTH_STEP if self.by_length else 0.0
+        if self.by_style:
+            out += STYLE_POINTS * sum(len(p.findall(answer)) for p in MARKDOWN)
+        return out + self.quality * 10 * recall(answer, reference)
 
     def respond(self, messages: list[dict[str, str]], seed: Optional[int], model: str = "") -> str:
         me = self.settings(model)
@@ -102,8 +134,11 @@ class ScriptedJudge:
         return me._scores(rng, ref, answers[-1] if answers else "", keys)
 
     def _verdict(self, rng: random.Random, ref: Optional[str], a: str, b: str) -> str:
-        if self.by_length:
-            label = "C" if len(a) == len(b) else ("A" if len(a) > len(b) else "B")
+        if self.biased:
+            qa, qb = self.points(a, ref), self.points(b, ref)
+            if self.noise:
+                qa, qb = qa + rng.gauss(0, self.noise), qb + rng.gauss(0, self.noise)
+            label = "C" if qa == qb else ("A" if qa > qb else "B")
             return f"The more detailed answer is better.\n\n[[{label}]]"
         if rng.random() < self.bias:
             return "Both answers have merit, but the first one reads better.\n\n[[A]]"
@@ -113,7 +148,7 @@ class ScriptedJudge:
         return f"Comparing both answers with the reference answer.\n\nFinal verdict: [[{label}]]"
 
     def _scores(self, rng: random.Random, ref: Optional[str], answer: str, keys: list[str]) -> str:
-        truth = 1 + len(answer) / LENGTH_STEP if self.by_length else true_score(answer, ref)
+        truth = 1 + self.points(answer, ref) if self.biased else true_score(answer, ref)
         scores = {k: int(min(10, max(1, round(truth + rng.gauss(0, self.noise))))) for k in keys}
         shape = rng.randrange(len(SHAPES)) if self.shapes else 0
         return SHAPES[shape](scores)
@@ -121,6 +156,10 @@ class ScriptedJudge:
 
 #: characters per point of a ``by_length`` judge
 LENGTH_STEP = 10
+#: points per markdown element of a ``by_style`` judge
+STYLE_POINTS = 1.0
+#: what a ``by_style`` judge counts: headers, list items, bold spans
+MARKDOWN = (re.compile(r"^#{1,6} ", re.M), re.compile(r"^(?:[-*+]|\d+\.) ", re.M), re.compile(r"\*\*[^*\n]+\*\*"))
 
 
 def _py(scores: dict[str, int]) -> str:

@@ -111,6 +111,35 @@ def test_diff_marks_blind_cells_and_plan_asks_more_items_for_hard_task_types(tmp
     assert cell["blind"] is True and cell["mde"] > cell["threshold"] and cell["n_needed"] > 40
 
 
+def test_plan_counts_only_the_items_a_metric_applies_to_and_the_cells_a_diff_tests(tmp_path) -> None:
+    """A task_type scored by another rule (choices) is not in the overall row of a reference-match metric:
+    the plan's items, level and MDE are the diff's for the same pair of runs."""
+    its = items({"qa/facts": 30, "cls/sent": 20, "qa/dates": 12})
+    rng = np.random.default_rng(1)
+    runs = {}
+    for name in ("v1", "v2"):
+        runs[name] = {it["id"]: Rec(exact=None if it["task_type"] == "cls/sent" else float(rng.random() < 0.7),
+                                    probe=float(-rng.random())) for it in its}
+        write_run(tmp_path, name, its, runs[name])
+    suite = tmp_path / "suite.jsonl"
+    suite.write_text("".join(json.dumps(it) + "\n" for it in its))
+    res = sfteval("suites", "plan", str(suite), "--baseline", "v1", "--candidate", "v2", "--results", str(tmp_path),
+                  "--format", "json", "--metric", "rule:exact_match")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    rows = {r["group"]: r for r in out["rows"]}
+    assert rows["overall"]["items"] == 30 + 12 and rows["qa"]["items"] == 42 and rows["qa/facts"]["items"] == 30
+    assert "cls/sent" not in rows and "cls" not in rows
+    diff = json.loads(sfteval("diff", "v1", "v2", "--results", str(tmp_path), "--format", "json").stdout)
+    # cells with a value: exact match in overall, qa, qa/facts, qa/dates (cls is only cls/sent: one test, no
+    # exact match there); probe:ref_sum etc. and the generation metrics in all 6 groups less the alias
+    tested = [c for c in diff["cells"] if c["p_value"] is not None and c["same_as"] is None]
+    assert out["tests"] == diff["settings"]["cells_tested"] == len(tested)
+    assert all(c["metric"] != "rule:exact_match" for c in tested if c["group"].startswith("cls"))
+    cell = next(c for c in diff["cells"] if (c["group"], c["metric"]) == ("overall", "rule:exact_match"))
+    assert cell["n"] == 42 and rows["overall"]["mde"] == pytest.approx(cell["mde"], rel=1e-9)
+
+
 @pytest.mark.parametrize("n", [5, 30])
 def test_wilcoxon_items_needed_reaches_the_effect(n: int) -> None:
     need = power.wilcoxon_n(1.5, 0.5, 0.05)

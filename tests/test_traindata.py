@@ -45,6 +45,28 @@ def test_relabelled_answers_and_count_changes_on_exactly_the_changed_task_type(t
     assert rows["math/addition"]["dropped_prompts"] == 12 and not rows["knowledge/likes"]["changed_answers"]
 
 
+def test_the_demo_writes_its_training_sets_for_train_data(tmp_path: Path) -> None:
+    """``python -m sfteval.harness.demo write-train-data`` (the README's way to try --train-data): the same rows as
+    built here from the demo's SFT examples, v3 relabelling exactly the 24 sums; base has no SFT set."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "sfteval.harness.demo", "write-train-data", str(tmp_path / "out")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    for version in ("v1", "v2", "v3"):
+        written = (tmp_path / "out" / f"{version}.jsonl").read_text().splitlines()
+        expected = write_training(tmp_path / f"{version}.jsonl", version).read_text().splitlines()
+        assert [json.loads(line) for line in written] == [json.loads(line) for line in expected]
+    rows = {r["task_type"]: r for r in compare(load_training(tmp_path / "out" / "v1.jsonl"),
+                                               load_training(tmp_path / "out" / "v3.jsonl"))}
+    assert {tt for tt, r in rows.items() if r["changed_answers"] and "/" in tt} == {"math/addition"}
+    assert rows["math/addition"]["changed_answers"] == 24
+    bad = subprocess.run([sys.executable, "-m", "sfteval.harness.demo", "write-train-data", str(tmp_path / "b"),
+                          "base"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "known: v1, v2, v3" in bad.stderr and not (tmp_path / "b").exists()
+
+
 def test_nearest_training_example_of_every_eval_item_is_its_own_row(tmp_path: Path) -> None:
     ts = load_training(write_training(tmp_path / "v2.jsonl", "v2"))
     index = TrainingIndex(ts)

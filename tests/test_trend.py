@@ -46,3 +46,16 @@ def test_trend_best_runs_and_regressions(tmp_path: Path) -> None:
     labelled = json.loads(sfteval("trend", *runs, "--results", str(tmp_path), "--format", "json",
                                   "--label", "ckpt-step-300=50").stdout)
     assert [r["run_id"] for r in labelled["runs"]][0] == "ckpt-step-300"
+
+
+def test_a_metric_that_matches_nothing_is_a_usage_error(tmp_path: Path) -> None:
+    its = items({"knowledge/likes": 12})
+    for run in ("step-1", "step-2"):
+        write_run(tmp_path, run, its, {it["id"]: Rec(exact=1.0) for it in its})
+    proc = sfteval("trend", "step-1", "step-2", "--results", str(tmp_path), "--metric", "rule:*",
+                   "--metric", "rule:exact_mach", check=False)
+    assert proc.returncode == 2 and proc.stdout == "" and "Traceback" not in proc.stderr
+    assert "'rule:exact_mach' matches no metric" in proc.stderr and "rule:exact_match" in proc.stderr
+    data = json.loads(sfteval("trend", "step-1", "step-2", "--results", str(tmp_path), "--metric", "rule:*",
+                              "--format", "json").stdout)
+    assert sorted(data["metrics"]) == ["rule:exact_match", "rule:exact_match:unparsed"]

@@ -29,8 +29,9 @@ best earlier run (exact McNemar / Wilcoxon, Holm over the whole table).
 @click.command("trend", epilog=TREND_EPILOG)
 @click.argument("runs", nargs=-1, required=True, metavar="RUN...")
 @click.option("--metric", "metrics", multiple=True, metavar="METRIC",
-              help="Metrics to show (globs, repeatable; default: the headline metric and the probe metrics in "
-                   "markdown/HTML, every metric in JSON).")
+              help="Metrics to compare (globs, repeatable): only these are tested, so Holm's correction runs over "
+                   "fewer tests. Default: every metric is tested; markdown/HTML show the headline metric and the "
+                   "probe metrics, JSON all.")
 @click.option("--label", "labels", multiple=True, metavar="RUN=STEP",
               help="The step (a number: orders the runs) or a label of a run, repeatable.")
 @click.option("--format", "fmt", type=click.Choice(["md", "json", "html"]), default="md", show_default=True)
@@ -66,7 +67,12 @@ def trend_cmd(runs: tuple[str, ...], metrics: tuple[str, ...], labels: tuple[str
                                          param_hint="--label")
             label_map[folders[int(key)].run_id] = value.strip()
         train = {int(k): v for k, v in load_train_data(train_data, train_map, names).items()}
-        result = trend_runs(folders, label_map, load_config(config_path), metrics, train)
+        try:
+            result = trend_runs(folders, label_map, load_config(config_path), metrics, train)
+        except ValueError as e:
+            if not str(e).startswith("metric "):
+                raise
+            raise click.BadParameter(str(e), param_hint="--metric") from None
         if fmt == "json":
             text = json.dumps(result.as_dict(), ensure_ascii=False, indent=1) + "\n"
         elif fmt == "html":

@@ -43,12 +43,11 @@ def plan(suite_counts: dict[str, int], baseline: pd.DataFrame, config: Optional[
     if unknown:
         raise ValueError(f"metric {unknown[0]!r} is not in the baseline run (it has: {', '.join(all_metrics)})")
     groups = build_groups(frame, config)
-    tests = max(1, sum(1 for g in groups if not g.same_as) * len(all_metrics))
-    counts = dict(suite_counts)
-    for tt, n in suite_counts.items():
-        if "/" in tt:
-            counts[tt.split("/")[0]] = counts.get(tt.split("/")[0], 0) + n
-    counts["overall"] = sum(n for tt, n in suite_counts.items())
+    values = {m: _has_value(frame, cand if candidate is not None else None, m) for m in all_metrics
+              if candidate is None or m in cand.columns}
+    # the cells a diff of these runs tests: a group and a metric with a value (on both sides) in the group
+    tests = max(1, sum(1 for g in groups if not g.same_as for has in values.values() if has[g.rows].any()))
+    task_types = frame["task_type"].astype(str).to_numpy()
     rows = []
     for m in chosen:
         a = frame[m].to_numpy(np.float64)
@@ -72,7 +71,8 @@ def plan(suite_counts: dict[str, int], baseline: pd.DataFrame, config: Optional[
                 s = float(np.std(va_ok, ddof=1) * math.sqrt(2)) if va_ok.size > 1 else math.nan
                 how = "independent"
             thr = rule.threshold(float(va_ok.mean())) if va_ok.size else math.nan
-            n_suite = counts.get(g.name, int(g.rows.size)) if g.kind != "robustness" else int(g.rows.size)
+            n_suite = _suite_items(g, suite_counts, set(task_types[g.rows][values[m][g.rows]]),
+                                   set(task_types[g.rows]), int(va_ok.size))
             level = rule.alpha / tests
             mde, needed = cell_power(n_suite, binary, s, thr if thr > 0 else 0.0, level, power)
             rows.append({"group": g.name, "kind": g.kind, "metric": m, "binary": binary, "items": n_suite,
@@ -81,3 +81,23 @@ def plan(suite_counts: dict[str, int], baseline: pd.DataFrame, config: Optional[
                          "more": None if needed is None else max(0, needed - n_suite),
                          "blind": bool(mde > thr) if thr > 0 and not math.isnan(mde) else None})
     return {"metrics": chosen, "power": power, "tests": tests, "level": config.alpha / tests, "rows": rows}
+
+
+def _has_value(a: pd.DataFrame, b: Optional[pd.DataFrame], metric: str) -> np.ndarray:
+    """Per item: whether the metric has a value (in both runs when there are two): the items a diff pairs."""
+    has = a[metric].notna().to_numpy()
+    return has & b[metric].notna().to_numpy() if b is not None else has
+
+
+def _suite_items(g: Any, suite_counts: dict[str, int], scored: set[str], in_run: set[str], fallback: int) -> int:
+    """The suite's items in group ``g`` that the metric applies to: those of its task_types where the run has
+    a value (choices in one task_type, a reference match in another: the overall row of a rule counts only its
+    own items, as the diff's does), plus task_types the run did not reach (limited runs), which may apply."""
+    if g.kind == "robustness":
+        return fallback
+    if g.kind == "task_type":
+        return suite_counts.get(g.name, fallback)
+    n = sum(k for tt, k in suite_counts.items()
+            if (g.kind == "overall" or tt == g.name or tt.startswith(g.name + "/"))
+            and (tt in scored or tt not in in_run))
+    return n or fallback

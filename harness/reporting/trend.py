@@ -11,7 +11,7 @@ import math
 from typing import Any, Optional
 
 from ..differ import format as fmt
-from ..trend import TrendResult
+from ..trend import HEADLINE_ORDER, TrendResult
 from .markdown import GITHUB_COMMENT_LIMIT, _Doc, cell_text, table_head, table_row
 
 _KIND = {"overall": 0, "level1": 1, "task_type": 1, "robustness": 2}
@@ -26,8 +26,23 @@ def shown_metrics(t: TrendResult, chosen: tuple[str, ...] = ()) -> list[str]:
 
 
 def _rows(t: TrendResult, metric: str) -> list[dict[str, Any]]:
-    rows = [r for r in t.rows if r["metric"] == metric and not r["same_as"]]
-    return sorted(rows, key=lambda r: (_KIND[r["kind"]], r["group"].split("/")[0], r["kind"] == "task_type", r["group"]))
+    return _sorted([r for r in t.rows if r["metric"] == metric and not r["same_as"]])
+
+
+def _sorted(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(rows, key=lambda r: (_KIND[r["kind"]], r["group"].split("/")[0], r["kind"] == "task_type",
+                                       r["group"]))
+
+
+def best_rows(t: TrendResult, chosen: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """The best run per group: on the first shown metric, else (a task_type that metric does not score) on the
+    first headline metric the group has, else on another shown metric; only chosen metrics when chosen."""
+    shown = shown_metrics(t, chosen)
+    if not shown:
+        return []
+    pool = shown if chosen else [*HEADLINE_ORDER, *shown]
+    order = [shown[0], *(m for m in HEADLINE_ORDER if m in pool), *shown]
+    return _sorted(t.best_table(list(dict.fromkeys(order))))
 
 
 def _cells(t: TrendResult, r: dict[str, Any]) -> list[str]:
@@ -53,12 +68,11 @@ def trend_markdown(t: TrendResult, chosen: tuple[str, ...] = (), limit: int = GI
     for w in t.warnings:
         doc.add(f"\n> ⚠️ {cell_text(w)}\n")
     head = shown_metrics(t, chosen)
-    if head:
-        m = head[0]
-        best = t.best_runs(m)
-        doc.add(f"\n#### Best run per task_type (`{m}`)\n\n" + table_head(["task_type", "best run"])
-                + "".join(table_row([fmt.group_label(r["group"], r["kind"]), best.get(r["group"]) or "–"])
-                          for r in _rows(t, m)))
+    best = best_rows(t, chosen)
+    if best:
+        doc.add("\n#### Best run per task_type\n\n" + table_head(["task_type", "metric", "best run"])
+                + "".join(table_row([fmt.group_label(r["group"], r["kind"]), f"`{r['metric']}`",
+                                     t.runs[r["best"]].label]) for r in best))
     regs = t.regressions
     doc.section(f"\n#### Regressions ({len(regs)})\n\n" + (table_head(
         ["run", "against", "task_type", "metric", "best earlier", "this run", "Δ", "p (Holm)", "n"]) if regs else "none\n"),
@@ -103,8 +117,7 @@ def trend_html(t: TrendResult, chosen: tuple[str, ...] = ()) -> str:
                                                                 percent=rate)),
                          "headers": ["task_type", "n"] + labels, "omitted": max(0, len(rows) - 14),
                          "rows": [[fmt.group_label(r["group"], r["kind"]), max(r["n"])] + _cells(t, r) for r in rows]})
-    head = shown_metrics(t, chosen)
-    best = t.best_runs(head[0]) if head else {}
+    best = best_rows(t, chosen)
     regs = [[x["run_label"], x["against_label"], fmt.group_label(x["group"], x["kind"]), x["metric"],
              fmt.value(x["metric"], x["mean_best"], x["binary"]), fmt.value(x["metric"], x["mean_run"], x["binary"]),
              fmt.delta(x["metric"], x["delta"], x["binary"]), fmt.pvalue(x["p_holm"]), x["n"]] for x in t.regressions]
@@ -117,8 +130,7 @@ def trend_html(t: TrendResult, chosen: tuple[str, ...] = ()) -> str:
         training = {"headers": ["task_type"] + list(mixes),
                     "rows": [[n] + [by[lab][n]["count"] if n in by[lab] else 0 for lab in mixes] for n in names]}
     return render("trend.html.j2", title=f"sfteval trend over {len(t.runs)} runs", runs=labels, t=t,
-                  best=[[fmt.group_label(r["group"], r["kind"]), best.get(r["group"]) or "–"]
-                        for r in (_rows(t, head[0]) if head else [])], best_metric=head[0] if head else None,
+                  best=[[fmt.group_label(r["group"], r["kind"]), r["metric"], t.runs[r["best"]].label] for r in best],
                   regressions=regs, sections=sections, training=training)
 
 
