@@ -74,8 +74,11 @@ class Reviews:
             eligible = ~np.isnan(col("gen:answer_chars"))
             queue = data.cached(("queue", mode, run, None), state.stamps, lambda: build_queue(
                 frame.index.to_numpy().astype(str), eligible, col("judge:spread"), self.v.settings.seed))
-        index = self.v.pair_labels(baseline, run) if mode == "pair" else self.v.single_labels(run)
-        return queue, index
+        return queue, self.labels(mode, run, baseline)
+
+    def labels(self, mode: str, run: str, baseline: Optional[str]) -> Any:
+        """The queue's current labels (re-read when the label file changed)."""
+        return self.v.pair_labels(baseline, run) if mode == "pair" else self.v.single_labels(run)
 
     # -- pages -------------------------------------------------------------------------------------------------
     def page(self, request: Any, mode: str, run: str, baseline: Optional[str], error: Optional[str] = None,
@@ -89,12 +92,15 @@ class Reviews:
         if reviewer is None:
             return v.render("reviewer.html", next=here, error=None)
         qp = request.query_params
-        queue, index = self.queue(mode, run, baseline)
         key = (mode, run, baseline)
         if qp.get("done"):
-            return self.reveal(mode, run, baseline, qp["done"], reviewer, queue, index)
+            return self.reveal(mode, run, baseline, qp["done"], reviewer, *self.queue(mode, run, baseline))
         item_id = (form or {}).get("item") or qp.get("item")
+        queue, _ = self.queue(mode, run, baseline)
         with v.leases.choosing:
+            # the labels are read under the lock: a submission releases its lease only after its label is
+            # written, so an item is always either leased or labelled to whoever chooses next
+            index = self.labels(mode, run, baseline)
             chosen, done, open_ = next_item(queue, index, v.leases, key, reviewer, v.settings.overlap)
             item_id = item_id or chosen
             if item_id is not None:
