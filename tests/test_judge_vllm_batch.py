@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from sfteval.harness.cli.common import parse_key_values
 from sfteval.harness.runfolder import RunFolder
 from sfteval.harness.runner import estimate_rejudge
 from sfteval.harness.judging.spec import JudgeSpec
@@ -64,7 +65,7 @@ def test_run_batch_judges_with_a_local_checkpoint(tmp_path: Path, judge_checkpoi
     options = ["dtype=float32", "max_model_len=4096", "enforce_eager=true", "max_num_seqs=8",
                'batch_args=["--no-enable-chunked-prefill"]']
     spec = JudgeSpec(config=str(config), model=str(judge_checkpoint), backend="vllm", samples=2, mode="batch",
-                     options=dict(o.split("=", 1) for o in options))
+                     options=parse_key_values(tuple(options), "--judge-option"))  # as the CLI reads them
     est = estimate_rejudge(RunFolder(store.path), spec).as_dict()
     assert est["calls"] == 2 * len(ITEMS) and est["prompt_tokens_exact"]
 
