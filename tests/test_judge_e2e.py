@@ -19,12 +19,10 @@ import pytest
 from sfteval.harness.models import Item
 from sfteval.harness.runfolder import RunFolder
 from sfteval.harness.scoring import item_frame
-from sfteval.harness.runfolder import RunFolder
 from scripted_judge import ScriptedJudge, overlap, true_score
 from servers import OpenAIServer, Request, server_error
 from clikit import cli
 
-REPO = Path(__file__).resolve().parents[1]
 SECRET = "sk-test-secret-never-stored-4242"
 MODELS = ("scripted", "scripted?shapes=1", "scripted?garbage=0.5", "scripted?noise=2", "scripted?bias=0.4",
           "scripted?noise=1")
@@ -42,21 +40,11 @@ def judge_server() -> Iterator[OpenAIServer]:
 
 
 @pytest.fixture(scope="module")
-def demo_suite(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    shipped = REPO / "suites" / "demo"
-    if (shipped / "items.jsonl").exists():
-        return shipped
-    from sfteval.harness.demo import write_demo_suite
-
-    return write_demo_suite(tmp_path_factory.mktemp("suite") / "demo")
-
-
-@pytest.fixture(scope="module")
-def demo_runs(demo_checkpoints: dict[str, Path], demo_suite: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def demo_runs(demo_checkpoints: dict[str, Path], demo_suite_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Unjudged runs 'v1' and 'v2' of the demo checkpoints on the demo suite (copied per test before judging)."""
     out = tmp_path_factory.mktemp("runs")
     for v in ("v1", "v2"):
-        sfteval("run", "--model", str(demo_checkpoints[v]), "--suite", str(demo_suite), "--out", str(out),
+        sfteval("run", "--model", str(demo_checkpoints[v]), "--suite", str(demo_suite_dir), "--out", str(out),
                 "--run-name", v, "--batch-size", "16", "--quiet")
     return out
 
@@ -105,9 +93,9 @@ def assert_secret_not_stored(root: Path) -> None:
 
 # ------------------------------------------------------------------------------------------------------
 
-def test_run_with_judge(judge_server: OpenAIServer, demo_checkpoints: dict[str, Path], demo_suite: Path,
+def test_run_with_judge(judge_server: OpenAIServer, demo_checkpoints: dict[str, Path], demo_suite_dir: Path,
                         tmp_path: Path) -> None:
-    args = ["run", "--model", str(demo_checkpoints["v1"]), "--suite", str(demo_suite), "--out", str(tmp_path),
+    args = ["run", "--model", str(demo_checkpoints["v1"]), "--suite", str(demo_suite_dir), "--out", str(tmp_path),
             "--run-name", "judged", "--limit", "2", "--batch-size", "16"]
     n = requests_during(judge_server, lambda: sfteval(*args, *judge_args(judge_server, config="alignbench-zh", k=2)))
     run = tmp_path / "judged"
