@@ -84,16 +84,25 @@ class StreamIndex:
         """The records of these items, in file order."""
         return read_lines(self.path, self.offsets_of(positions))
 
+    def read_raw(self, positions: Iterable[int]) -> list[bytes]:
+        """The record lines of these items, unparsed, in file order (for a typed model's own JSON parser)."""
+        return read_raw_lines(self.path, self.offsets_of(positions))
 
-def read_lines(path: Path, offsets: Sequence[int]) -> list[dict[str, Any]]:
-    out = []
+
+def read_raw_lines(path: Path, offsets: Sequence[int]) -> list[bytes]:
+    """The lines starting at these byte offsets."""
+    out: list[bytes] = []
     if len(offsets) == 0:
         return out
     with open(path, "rb") as f:
         for off in offsets:
             f.seek(int(off))
-            out.append(json.loads(f.readline()))
+            out.append(f.readline())
     return out
+
+
+def read_lines(path: Path, offsets: Sequence[int]) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in read_raw_lines(path, offsets)]
 
 
 def scan_items(path: Path) -> tuple[list[str], np.ndarray]:
@@ -126,7 +135,13 @@ class RecordIndex:
         self.streams: dict[str, StreamIndex] = {}
 
     def items(self, positions: Sequence[int]) -> list[dict[str, Any]]:
-        return read_lines(self.items_path, self.item_offsets[np.sort(np.asarray(positions, dtype=np.int64))])
+        return read_lines(self.items_path, self._item_offsets(positions))
+
+    def items_raw(self, positions: Sequence[int]) -> list[bytes]:
+        return read_raw_lines(self.items_path, self._item_offsets(positions))
+
+    def _item_offsets(self, positions: Sequence[int]) -> np.ndarray:
+        return self.item_offsets[np.sort(np.asarray(positions, dtype=np.int64))]
 
     def stream(self, name: str) -> StreamIndex:
         path = self.folder / f"{name}.jsonl"

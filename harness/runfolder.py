@@ -116,10 +116,11 @@ class RunFolder(RunStore):
             streams: dict[str, dict[str, Any]] = {}
             for name, model in STREAMS.items():
                 out: dict[str, Any] = {}
-                for rec in index.stream(name).read(positions):
-                    out[rec["key"]] = model.model_validate(rec)
+                for line in index.stream(name).read_raw(positions):
+                    record = model.model_validate_json(line)  # pydantic's parser: half the time of json + validate
+                    out[record.key] = record
                 streams[name] = out
-            items = [Item.model_validate(r) for r in index.items(positions)]
+            items = [Item.model_validate_json(line) for line in index.items_raw(positions)]
             return RunRecords(items=items, judge=judge, **streams)  # type: ignore[arg-type]
         except ValidationError as e:
             raise StoreError(f"{self.path}: a record this sfteval cannot read: {_first_error(e)}") from None
