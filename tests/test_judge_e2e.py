@@ -213,6 +213,9 @@ def test_pairwise_swap_detects_the_planted_position_bias(judge_server: OpenAISer
     assert len(rows) == len(refs) and {"outcome", "flipped", "ab", "ba"} <= set(rows[0])
     assert "| win" in (folder / "pair_report.md").read_text()
     assert requests_during(judge_server, lambda: sfteval(*args)) == 0  # cached
+    quiet = sfteval(*args)  # judge_args ask for --quiet
+    n = sum(len(r["ab_samples"]) + len(r["ba_samples"]) for r in rows)
+    assert quiet.stdout == f"judged: {n} judge samples, 0 unparsed, 0 failed, 0 not judged (budget); pair: {folder}\n"
     assert_secret_not_stored(folder)
 
 

@@ -85,9 +85,11 @@ def test_moving_the_judge_server_reuses_judgments_with_cache_key_model(answers: 
     run, copy = tmp_path / "r", tmp_path / "copy"
     sfteval(*run_args(answers, suite, tmp_path, "r"))
     with OpenAIServer(ScriptedJudge(), models=("scripted",)) as p1:
-        sfteval("judge", str(run), "--judge", "default-en", "--judge-model", "scripted", "--judge-base-url",
-                p1.base_url, "--judge-samples", "1", "-q")
+        quiet = sfteval("judge", str(run), "--judge", "default-en", "--judge-model", "scripted", "--judge-base-url",
+                        p1.base_url, "--judge-samples", "1", "-q")
         assert len(judge_requests(p1)) == N_ITEMS
+        assert quiet.stdout == (f"judged: {N_ITEMS} judge samples ({N_ITEMS} new), 0 unparsed, 0 failed, 0 not judged "
+                                f"(budget); run: {run}\n")  # -q: the final line only
     scores = per_item_judge(run)
     assert len(scores) == N_ITEMS and all(v == v for v in scores.values())  # every answer judged
     shutil.copytree(run, copy)

@@ -81,7 +81,9 @@ def test_merging_again_replaces_the_merged_run_with_the_same_result(runs: dict[s
     before = {s: records(runs["merged"], s) for s in ("generations", "judgments", "probes")}
     proc = sfteval("merge", str(runs["shards"] / "v1__shard-2-of-3"), str(runs["shards"] / "v1__shard-0-of-3"),
                    str(runs["shards"] / "v1__shard-1-of-3"), "--into", str(runs["merged"]), "-q", check=True)
-    assert "replaced" in proc.stderr
+    n_items = len((runs["merged"] / "items.jsonl").read_text().splitlines())
+    assert proc.stdout == f"merge: replaced {runs['merged']} from 3 shards ({n_items} items)\n"  # -q: the final line
+    assert proc.stderr == ""  # and nothing else: no "merging 3 shards" note
     assert {s: records(runs["merged"], s) for s in before} == before
     assert_same_run(runs["one"], runs["merged"])
     assert not [p for p in runs["shards"].iterdir() if p.name.startswith(".")]
@@ -175,8 +177,10 @@ def test_judging_the_merged_run_and_merging_again_keeps_the_judgments(runs: dict
     shutil.copytree(runs["one"], one)
     for i in range(3):
         shutil.copytree(runs["shards"] / f"v1__shard-{i}-of-3", shards / f"v1__shard-{i}-of-3")
-    sfteval("merge", str(shards / "v1__shard-*"), "--into", "v1", "--results", str(shards), "-q", check=True)
+    quiet = sfteval("merge", str(shards / "v1__shard-*"), "--into", "v1", "--results", str(shards), "-q", check=True)
     merged = shards / "v1"
+    n_items = len((merged / "items.jsonl").read_text().splitlines())
+    assert quiet.stdout == f"merge: wrote {merged} from 3 shards ({n_items} items)\n"  # -q: the final line only
     with OpenAIServer(ScriptedJudge(), models=("scripted",)) as srv:
         args = ["--judge", "default-en", "--judge-model", "scripted", "--judge-base-url", srv.base_url,
                 "--judge-samples", "1", "--quiet"]

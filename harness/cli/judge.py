@@ -173,7 +173,8 @@ recorded in the run's judge entry and kept by later re-judges (--judge-cache-key
 @click.option("--out", default="results", show_default=True, type=click.Path(file_okay=False, path_type=Path),
               help="Results root that run names are looked up in.")
 @click.option("--quiet", "-q", is_flag=True,
-              help="Warnings and errors only: no progress bars, library logs, notes or table.")
+              help="Print only the final line (the counts and the run or pair folder, on stdout), warnings and "
+                   "errors: no progress bars, library logs, notes or table.")
 def judge_cmd(runs: tuple[str, ...], pair: bool, out: Path, quiet: bool, **judge_values: Any) -> None:
     """(Re)judge stored answers with an LLM judge, without regenerating them.
 
@@ -216,6 +217,8 @@ def _judge(runs: tuple[str, ...], pair: bool, out: Path, quiet: bool, values: di
         if not quiet:
             click.echo((b.pair_dir(a.run_id) / PAIR_REPORT).read_text(encoding="utf-8"))
         r = summary["reliability"]
+        click.echo(_judged_line(r["samples"], None, r["unparsed"], r["errors"], r["not_judged"],
+                                f"pair: {b.pair_dir(a.run_id)}"))  # the final line, with -q the only one
         _warn_not_judged(r.get("not_judged", 0), f"--pair {runs[0]} {runs[1]}")
         _exit_on_errors(r["errors"], r["samples"], f"--pair {runs[0]} {runs[1]}")
         return
@@ -233,11 +236,16 @@ def _judge(runs: tuple[str, ...], pair: bool, out: Path, quiet: bool, values: di
         summary = folder.summary()
         click.echo(summary_table(summary))
         click.echo("\n" + run_judge_markdown(summary))
-        click.echo(f"judged: {counts['samples']} judge samples ({counts['records']} new), "
-                   f"{counts['unparsed']} unparsed, {counts['errors']} failed, {counts['not_judged']} not judged "
-                   f"(budget); run: {folder.path}")
+    click.echo(_judged_line(counts["samples"], counts["records"], counts["unparsed"], counts["errors"],
+                            counts["not_judged"], f"run: {folder.path}"))  # the final line, with -q the only one
     _warn_not_judged(counts["not_judged"], runs[0])
     _exit_on_errors(counts["errors"], counts["samples"], runs[0])
+
+
+def _judged_line(samples: int, new: Optional[int], unparsed: int, errors: int, not_judged: int, where: str) -> str:
+    fresh = "" if new is None else f" ({new} new)"
+    return (f"judged: {samples} judge samples{fresh}, {unparsed} unparsed, {errors} failed, {not_judged} not judged "
+            f"(budget); {where}")
 
 
 def _warn_not_judged(n: int, again: str) -> None:

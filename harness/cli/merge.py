@@ -29,19 +29,24 @@ in one process (records, summary.json, report.md). Merging again, e.g. after `sf
 @click.option("--into", required=True, metavar="RUN",
               help="The merged run: a name under --results, or a folder path.")
 @results_option("Results root that run names (shards and --into) are looked up in.")
-@click.option("--quiet", "-q", is_flag=True, help="No summary table.")
+@click.option("--quiet", "-q", is_flag=True,
+              help="Print only the final line (the merged run folder, on stdout), warnings and errors.")
 @friendly
 def merge_cmd(shards: tuple[str, ...], into: str, results: Path, quiet: bool) -> None:
     """Merge the shard runs of one sharded evaluation into exactly one run."""
     from ..merge import merge_shards
+    from ..quiet import make_quiet, stderr_log
     from ..report import summary_table
 
-    result = merge_shards(list(shards), into, results, command=["sfteval"] + sys.argv[1:])
+    if quiet:
+        make_quiet()
+    result = merge_shards(list(shards), into, results, command=["sfteval"] + sys.argv[1:], log=stderr_log)
     summary = result.folder.summary()
     if not quiet:
         click.echo(summary_table(summary))
     verb = "replaced" if result.replaced else "wrote"
-    click.echo(f"\nmerge: {verb} {result.folder.path} from {len(result.shards)} shards ({result.items} items)", err=quiet)
+    click.echo(("" if quiet else "\n") + f"merge: {verb} {result.folder.path} from {len(result.shards)} shards "
+               f"({result.items} items)")  # the final line, with -q the only one
     failed = summary.counts.get("generation_errors", 0)
     if failed:
         click.echo(f"sfteval: {failed} requests failed in the shards (see generations.jsonl); resume those shards and "
