@@ -10,7 +10,7 @@ from .models import RunManifest
 from .scoring import headline_metrics
 from .stages.base import Stage
 from .stages.registry import stages as registered_stages
-from .summary import RunSummary
+from .summary import RunSummary, task_type_label
 
 #: Metrics that are rates in [0, 1] and read best as percentages.
 _RATE_PREFIXES = ("rule:", "gen:error", "gen:truncated", "probe:choice_acc", "probe:ref_greedy",
@@ -31,7 +31,7 @@ def task_type_rows(summary: RunSummary, metrics: list[str]) -> list[list[str]]:
     rows = []
     for name, group in summary.groups():
         if name in summary.task_types:
-            label = f"└ {name.split('/', 1)[1]}" if "/" in name else name  # second level under its first
+            label = task_type_label(name)
         else:
             label = f"[{name}]"
         rows.append([label, group.n] + [format_value(m, group.metrics.get(m)) for m in metrics])

@@ -143,3 +143,9 @@ class RunSummary(Versioned):
     def as_json(self) -> dict[str, Any]:
         """The summary.json object (blocks a run does not have are left out, not written as null)."""
         return self.model_dump(mode="json", exclude_unset=True)
+
+
+def task_type_label(name: str) -> str:
+    """A task_type's name as a table row: a second level as ``└ child`` under its first level (a markdown table
+    drops leading spaces, so indentation alone would read as one more first-level row)."""
+    return f"└ {name.split('/', 1)[1]}" if "/" in name else name

@@ -73,6 +73,9 @@ def test_suites_validate_show_and_list(tmp_path: Path) -> None:
     assert r.exit_code == 0
     rows = {line.split()[0]: line.split() for line in r.output.splitlines() if line.strip()}
     assert "math" in rows and "3" in rows["math"] and "1" in rows["qa"], r.output
+    lines = [line.split() for line in r.output.splitlines()]
+    math_at = lines.index(rows["math"])  # its second levels follow it, marked (a table strips indentation)
+    assert lines[math_at + 1][:3] == ["└", "add", "2"] and lines[math_at + 2][:3] == ["└", "sub", "1"], r.output
     r = CliRunner().invoke(main, ["suites", "list"])
     assert r.exit_code == 0 and all(name in r.output for name in ("demo", "general-zh", "general-en"))
     bad = tmp_path / "bad.jsonl"

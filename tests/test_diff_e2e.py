@@ -178,3 +178,14 @@ def test_judged_diff_regresses_on_likes_only_with_rationales_and_pairwise(judged
     assert likes["corrected_score"] < 0.5 and likes["corrected_ci_high"] < 0.5
     verdict = evaluate(diff, GateConfig())
     assert not verdict.passed and all("guard" not in r for r in verdict.reasons)
+
+
+def test_judged_run_report_marks_second_levels_in_every_table(judged_results: Path) -> None:
+    """report.md's per-task_type, judge and judge-cost tables all show a second level as "└ likes" under its
+    first level (a markdown table drops indentation: a bare "likes" reads as one more first-level row)."""
+    report = (judged_results / "v2" / "report.md").read_text()
+    tables = [t for t in gfm_tables(report) if t[0][0] == "task_type"]
+    assert len(tables) >= 3  # per task_type, LLM judge, judge cost
+    for header, *body in tables:
+        names = [r[0] for r in body]
+        assert names[names.index("knowledge") + 1] == "└ likes" and "likes" not in names, (header, names)

@@ -327,6 +327,9 @@ def test_stats_on_a_known_suite(tmp_path: Path) -> None:
     assert proc.returncode == 0 and json.loads(proc.stdout)["items"] == 14
     proc = sfteval("suites", "stats", str(tmp_path / "clean"))
     assert proc.returncode == 0 and "robustness" in proc.stdout and "14 items" in proc.stdout
+    lines = [line.split() for line in proc.stdout.splitlines()]
+    knowledge_at = next(i for i, cells in enumerate(lines) if cells[:1] == ["knowledge"])
+    assert lines[knowledge_at + 1][:3] == ["└", "geography", "2"]  # a second level, marked under its first
 
 
 # -- sample ---------------------------------------------------------------------------------------------------

@@ -48,6 +48,7 @@ def suites_show(path: str) -> None:
     from tabulate import tabulate
 
     from ..suite import load_suite
+    from ..summary import task_type_label
 
     s = load_suite(path)
     level1: dict[str, int] = {}
@@ -59,7 +60,7 @@ def suites_show(path: str) -> None:
         for tt, n in s.task_type_counts().items():
             if tt.split("/")[0] == top and "/" in tt:
                 st = s.settings_for(tt)
-                rows.append([f"  {tt.split('/', 1)[1]}", n, st.temperature, st.max_new_tokens, st.answer_type or ""])
+                rows.append([task_type_label(tt), n, st.temperature, st.max_new_tokens, st.answer_type or ""])
     click.echo(f"{s.name} v{s.version}  ({len(s.items)} items, hash {s.content_hash[:12]})")
     if s.config.description:
         click.echo(s.config.description)

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from tabulate import tabulate
 
+from ..summary import task_type_label
+
 if TYPE_CHECKING:
     from ..summary import RunSummary
 
@@ -20,10 +22,6 @@ def _pct(v: Optional[float]) -> str:
 
 def _num(v: Optional[float]) -> str:
     return "–" if v is None else f"{v:.2f}"
-
-
-def _label(name: str) -> str:
-    return f"  {name.split('/', 1)[1]}" if "/" in name else name
 
 
 def judge_table(summary: "RunSummary") -> str:
@@ -40,7 +38,7 @@ def judge_table(summary: "RunSummary") -> str:
     rows = []
     for name, g in groups:
         m = g.metrics
-        rows.append([_label(name), g.n] + [_pct(m.get(x)) if x in ("usable", "judge:unparsed", "judge:error",
+        rows.append([task_type_label(name), g.n] + [_pct(m.get(x)) if x in ("usable", "judge:unparsed", "judge:error",
                                                                    "judge:not_judged")
                                            else _num(m.get(x)) for x in metrics])
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
@@ -127,7 +125,7 @@ def usage_lines(u: dict[str, Any]) -> list[str]:
                      f"{a['saved']} calls saved ({_pct(share)})")
     if u.get("not_judged"):
         lines.append(f"- {u['not_judged']} judge samples not judged (budget): `sfteval judge` again continues")
-    rows = [[_label(name), g["calls"], f"{g['prompt_tokens']:,}", f"{g['completion_tokens']:,}", _usd(g.get("cost")),
+    rows = [[task_type_label(name), g["calls"], f"{g['prompt_tokens']:,}", f"{g['completion_tokens']:,}", _usd(g.get("cost")),
              g["cached"], g["not_judged"]] for name, g in (u.get("task_types") or {}).items()]
     if rows:
         headers = ["task_type", "calls", "prompt tokens", "completion tokens", "cost", "cached", "not judged"]
@@ -158,7 +156,7 @@ def pair_report_markdown(s: dict[str, Any]) -> str:
     if s["suite"]["hash_mismatch"]:
         lines.append("- **warning**: the two runs used different suites; only shared item ids are compared")
     groups = list(s["task_types"].items()) + [("[overall]", o)]
-    rows = [[_label(name), g["n"], _num(g["corrected_score"]), _num(g["score"]), _pct(g["win"]), _pct(g["tie"]),
+    rows = [[task_type_label(name), g["n"], _num(g["corrected_score"]), _num(g["score"]), _pct(g["win"]), _pct(g["tie"]),
              _pct(g["loss"]), _pct(g["swap_flip_rate"]), _signed(g["position_advantage"]), g["identical"],
              g["excluded"]] for name, g in groups]
     headers = ["task_type", "n", "corrected", "tie-based", "win", "tie", "loss", "flips", "1st-position adv.",

@@ -12,6 +12,7 @@ from typing import Any, Callable, Optional
 
 from ..models import Item
 from ..suite import Suite
+from ..summary import task_type_label
 
 Counter_ = Callable[[str], int]
 
@@ -82,8 +83,7 @@ def stats_text(stats: dict[str, Any]) -> str:
 
     rows = []
     for key, r in stats["task_types"].items():
-        name = key if "/" not in key else "  " + key.split("/", 1)[1]
-        rows.append([name, r["items"], r["multi_turn"] or "", r["robustness"] or "", r["with_reference"],
+        rows.append([task_type_label(key), r["items"], r["multi_turn"] or "", r["robustness"] or "", r["with_reference"],
                      r["prompt_median"], r["reference_median"] if r["reference_median"] is not None else ""])
     head = (f"{stats['suite']} v{stats['version']}: {stats['items']} items, {stats['first_level_task_types']} first-level "
             f"and {stats['second_level_task_types']} second-level task_types (hash {stats['hash'][:12]})")
