@@ -121,13 +121,19 @@ def single_grading_spread(n: int, noise: float, k: int, rng: random.Random) -> t
     return sum(one) / n, sum(med) / n
 
 
-def main(argv: Optional[list[str]] = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def simulation_parser(description: str) -> argparse.ArgumentParser:
+    """The items and the simulated judge, as options (bench/judge_cost.py simulates the same ones)."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("--items", type=int, default=3000)
     p.add_argument("--true-win-rate", type=float, default=0.35)
     p.add_argument("--bias", type=float, default=0.25, help="P(judge answers the first position regardless)")
     p.add_argument("--noise", type=float, default=1.0, help="σ of the judge's quality noise (1-10 scale)")
     p.add_argument("--tie-band", type=float, default=0.5)
+    return p
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    p = simulation_parser(__doc__.splitlines()[0])
     p.add_argument("--config", default="default-en", help="judge config whose sampling.k is the default --k")
     p.add_argument("--k", type=int, default=None, help="judge samples per order (default: the config's sampling.k)")
     p.add_argument("--seed", type=int, default=0)

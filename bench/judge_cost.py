@@ -19,7 +19,6 @@ within --tolerance points of the truth.
 
 from __future__ import annotations
 
-import argparse
 import random
 import statistics
 import sys
@@ -29,7 +28,7 @@ from typing import Optional
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from judge_bias import Judge, label, make_items  # noqa: E402
+from judge_bias import Judge, label, make_items, simulation_parser  # noqa: E402
 
 from sfteval.judges.adaptive import majority, pair_agrees, single_agrees  # noqa: E402
 from sfteval.judges.aggregate import OUTCOME_POINTS as POINTS  # noqa: E402
@@ -81,12 +80,7 @@ def single(n: int, noise: float, k: int, threshold: float, rng: random.Random) -
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--items", type=int, default=3000)
-    p.add_argument("--true-win-rate", type=float, default=0.35)
-    p.add_argument("--bias", type=float, default=0.25, help="P(judge answers the first position regardless)")
-    p.add_argument("--noise", type=float, default=1.0, help="σ of the judge's quality noise (1-10 scale)")
-    p.add_argument("--tie-band", type=float, default=0.5)
+    p = simulation_parser(__doc__.splitlines()[0])
     p.add_argument("--k", type=int, default=3)
     p.add_argument("--threshold", type=float, default=6.0, help="single grading: usable at this median score")
     p.add_argument("--seed", type=int, default=0)
