@@ -97,3 +97,17 @@ def test_clustered_resamples_draw_whole_items() -> None:
         picked = [clusters[i] for i in row]
         for c in set(picked):  # an item drawn brings all its pairs, as many times as it was drawn
             assert picked.count(c) % clusters.count(c) == 0
+
+
+def test_the_no_interval_footnote_shows_only_where_a_number_has_no_interval() -> None:
+    from sfteval.harness.labels.report import fmt_stat, pair_markdown
+
+    judge = ["win"] * 6 + ["loss"] * 3 + ["tie"] * 3
+    human = ["win"] * 4 + ["loss"] * 2 + ["loss"] * 3 + ["win", "tie", "tie"]
+    block = {"reviewers": ["alice"], "labels": 12, "items": 12, "stale": 0, "judged": True,
+             "judge_vs_human": ag.verdict_agreement(judge, human, list(range(12))), "human_vs_human": {}}
+    assert block["judge_vs_human"]["kappa"]["ci"]  # varied verdicts: every number has its interval
+    assert "no interval" not in pair_markdown(block)
+    block["judge_vs_human"]["kappa"]["ci"] = None  # what a resample without variation leaves
+    text = pair_markdown(block)
+    assert fmt_stat(block["judge_vs_human"]["kappa"]).endswith(" [–]") and "- [–]: no interval" in text

@@ -68,8 +68,7 @@ def single_markdown(b: dict[str, Any]) -> str:
         out.append(_usable_line(who, b[key].get("usable")))
     if b.get("human_vs_human") and not b["human_vs_human"].get("pairs"):
         out.append("- human vs human: no answer labelled by two reviewers yet (`sfteval view --overlap 2`)\n")
-    out.append("- [–]: no interval (too many resamples without variation to give one)\n")
-    return "".join(out)
+    return _with_footnote("".join(out))
 
 
 def pair_markdown(b: dict[str, Any]) -> str:
@@ -90,7 +89,12 @@ def pair_markdown(b: dict[str, Any]) -> str:
     else:
         out.append(f"- human vs human (n={hh['n']}): agreement on decisive verdicts "
                    f"{fmt_stat(hh['decisive_agreement'])} · κ over win/tie/loss {fmt_stat(hh['kappa'])}\n")
-    return "".join(out)
+    return _with_footnote("".join(out))
+
+
+def _with_footnote(text: str) -> str:
+    """The text, and what "[–]" means where it shows one."""
+    return text + ("- [–]: no interval (too many resamples without variation to give one)\n" if " [–]" in text else "")
 
 
 def agreement_markdown(block: Optional[dict[str, Any]], heading: str = "##") -> str:
