@@ -80,10 +80,6 @@ class StreamIndex:
         parts = [self.offsets[self.indptr[p]:self.indptr[p + 1]] for p in positions]
         return np.sort(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
 
-    def read(self, positions: Iterable[int]) -> list[dict[str, Any]]:
-        """The records of these items, in file order."""
-        return read_lines(self.path, self.offsets_of(positions))
-
     def read_raw(self, positions: Iterable[int]) -> list[bytes]:
         """The record lines of these items, unparsed, in file order (for a typed model's own JSON parser)."""
         return read_raw_lines(self.path, self.offsets_of(positions))
@@ -134,14 +130,9 @@ class RecordIndex:
         self.positions = {item_id: i for i, item_id in enumerate(self.item_ids)}
         self.streams: dict[str, StreamIndex] = {}
 
-    def items(self, positions: Sequence[int]) -> list[dict[str, Any]]:
-        return read_lines(self.items_path, self._item_offsets(positions))
-
     def items_raw(self, positions: Sequence[int]) -> list[bytes]:
-        return read_raw_lines(self.items_path, self._item_offsets(positions))
-
-    def _item_offsets(self, positions: Sequence[int]) -> np.ndarray:
-        return self.item_offsets[np.sort(np.asarray(positions, dtype=np.int64))]
+        """The item lines at these positions, unparsed, in file order."""
+        return read_raw_lines(self.items_path, self.item_offsets[np.sort(np.asarray(positions, dtype=np.int64))])
 
     def stream(self, name: str) -> StreamIndex:
         path = self.folder / f"{name}.jsonl"
@@ -149,7 +140,3 @@ class RecordIndex:
         if known is None or known.stamp != file_stamp(path):
             known = self.streams[name] = StreamIndex.build(path, self.positions)
         return known
-
-    def read(self, name: str, item_ids: Iterable[str]) -> list[dict[str, Any]]:
-        pos = [self.positions[i] for i in item_ids if i in self.positions]
-        return self.stream(name).read(pos)

@@ -214,12 +214,13 @@ def _judge(runs: tuple[str, ...], pair: bool, out: Path, quiet: bool, values: di
             click.echo(estimate_pair(a, b, spec).render(), nl=False)
             return
         summary = judge_pair(a, b, spec, log=stderr_log)
+        pair_folder = b.pair_dir(a.run_id)
         if not quiet:
-            click.echo((b.pair_dir(a.run_id) / PAIR_REPORT).read_text(encoding="utf-8"))
+            click.echo((pair_folder / PAIR_REPORT).read_text(encoding="utf-8"))
         r = summary["reliability"]
         click.echo(_judged_line(r["samples"], None, r["unparsed"], r["errors"], r["not_judged"],
-                                f"pair: {b.pair_dir(a.run_id)}"))  # the final line, with -q the only one
-        _warn_not_judged(r.get("not_judged", 0), f"--pair {runs[0]} {runs[1]}")
+                                f"pair: {pair_folder}"))  # the final line, with -q the only one
+        _warn_not_judged(r["not_judged"], f"--pair {runs[0]} {runs[1]}")
         _exit_on_errors(r["errors"], r["samples"], f"--pair {runs[0]} {runs[1]}")
         return
     folder = RunFolder.open(runs[0], out)
